@@ -1,0 +1,23 @@
+"""tilebridge: Triton and TileLang kernels, unmodified, compiled to native code on the CPU.
+
+Importing this package is cheap on purpose: triton discovers the backend plugin
+(`tilebridge.frontends.triton`) while `import triton` is still running, so nothing here may
+import triton or torch at module level.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+SUPPORTED_VERSIONS = {"triton": "3.6.0", "torch": "2.13.0"}
+
+
+def activate() -> None:
+    """Make the CPU the active Triton device, even where a GPU driver is active too."""
+    from tilebridge.frontends.triton.driver import activate as _activate
+    _activate()
+
+
+def deactivate() -> None:
+    """Give the active-driver choice back to triton's own discovery."""
+    from tilebridge.frontends.triton.driver import deactivate as _deactivate
+    _deactivate()

@@ -1,0 +1,352 @@
+"""The C renderer: loop IR → one C translation unit per kernel.
+
+Expressions render through tables (operator → template); narrow floats (f16, bf16, fp8) compute in
+float and round back after each operation, which gives the same result as native narrow arithmetic
+for + - * / and sqrt. The launcher spreads the grid's programs over OpenMP threads; each thread owns a
+tile arena, so large tiles never live on a thread's stack.
+"""
+from __future__ import annotations
+
+import math
+
+from tilebridge.ir import nodes as n
+from tilebridge.ir.types import BITS, SOFT_FLOATS, c_memory_type, c_type, is_float, is_pointer
+
+# Narrow float ↔ float conversion templates.
+TO_FLOAT = {"f16": "((float)({}))", "bf16": "tb_bf2f({})", "f8e4m3": "tb_e4m3_to_f({})",
+            "f8e5m2": "tb_e5m2_to_f({})", "f8e4b15": "tb_e4b15_to_f({})", "f8e4b8": "tb_e4b8_to_f({})",
+            "f8e5b16": "tb_e5b16_to_f({})"}
+FROM_FLOAT = {"f16": "((_Float16)({}))", "bf16": "tb_f2bf({})", "f8e4m3": "tb_f_to_e4m3({}, 0)",
+              "f8e5m2": "tb_f_to_e5m2({}, 0)", "f8e4b15": "tb_f_to_e4b15({}, 0)", "f8e4b8": "tb_f_to_e4b8({}, 0)",
+              "f8e5b16": "tb_f_to_e5b16({}, 0)"}
+FROM_FLOAT_RTZ = {"bf16": "tb_f2bf_rtz({})", "f8e4m3": "tb_f_to_e4m3({}, 1)", "f8e5m2": "tb_f_to_e5m2({}, 1)",
+                  "f8e4b15": "tb_f_to_e4b15({}, 1)", "f8e4b8": "tb_f_to_e4b8({}, 1)", "f8e5b16": "tb_f_to_e5b16({}, 1)"}
+
+INFIX = {"add": "+", "sub": "-", "mul": "*", "fdiv": "/", "and": "&", "or": "|", "xor": "^",
+         "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=", "ptradd": "+"}
+UNSIGNED_COMPARE = {"ltu": "<", "leu": "<=", "gtu": ">", "geu": ">="}
+FLOAT_COMPARE = {  # MLIR cmpf predicates beyond the ordered C operators
+    "one": "(!isunordered({a}, {b}) && {a} != {b})", "ord": "(!isunordered({a}, {b}))", "uno": "isunordered({a}, {b})",
+    "ueq": "(isunordered({a}, {b}) || {a} == {b})", "ugt": "(!({a} <= {b}))", "uge": "(!({a} < {b}))",
+    "ult": "(!({a} >= {b}))", "ule": "(!({a} > {b}))", "false": "0", "true": "1"}
+INT_HELPERS = {"div", "rem", "divu", "remu", "shl", "shr", "shru", "mulhi", "mulhiu", "floordiv"}
+INT_MINMAX = {"max": "({a} > {b} ? {a} : {b})", "min": "({a} < {b} ? {a} : {b})"}
+FLOAT_BINARY = {  # (f32 template, f64 template)
+    "fmax": ("fmaxf({a}, {b})", "fmax({a}, {b})"), "fmin": ("fminf({a}, {b})", "fmin({a}, {b})"),
+    "fmaximum": ("tb_maximumf({a}, {b})", "tb_maximum({a}, {b})"),
+    "fminimum": ("tb_minimumf({a}, {b})", "tb_minimum({a}, {b})"),
+    "frem": ("fmodf({a}, {b})", "fmod({a}, {b})"), "pow": ("powf({a}, {b})", "pow({a}, {b})"),
+    "atan2": ("atan2f({a}, {b})", "atan2({a}, {b})"), "copysign": ("copysignf({a}, {b})", "copysign({a}, {b})"),
+    "hypot": ("hypotf({a}, {b})", "hypot({a}, {b})"), "fdim": ("fdimf({a}, {b})", "fdim({a}, {b})"),
+    "nextafter": ("nextafterf({a}, {b})", "nextafter({a}, {b})"),
+    "remainder": ("remainderf({a}, {b})", "remainder({a}, {b})"),
+}
+# Unary math: name → (f32 function, f64 function); a name absent from libm has a tb_ helper.
+MATH = {name: (name + "f", name) for name in (
+    "exp", "exp2", "exp10", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan",
+    "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "cbrt", "sqrt", "floor", "ceil", "trunc",
+    "round", "rint", "nearbyint", "lgamma", "tgamma", "logb", "j0", "j1", "y0", "y1")}
+MATH.update({"abs": ("fabsf", "fabs"), "rsqrt": ("tb_rsqrtf", "tb_rsqrt"), "erfinv": ("tb_erfinvf", "tb_erfinvf")})
+PREDICATES = {"isnan": "isnan({a})", "isinf": "isinf({a})", "isfinite": "isfinite({a})", "signbit": "(signbit({a}) != 0)"}
+INT_UNARY = {"clz": ("tb_clz32({a})", "tb_clz64({a})"), "ctz": ("tb_ctz32({a})", "tb_ctz64({a})"),
+             "popc": ("__builtin_popcount((uint32_t){a})", "__builtin_popcountll((uint64_t){a})"),
+             "brev": ("tb_brev32({a})", "tb_brev32({a})"), "iabs": ("({a} < 0 ? -{a} : {a})", "({a} < 0 ? -{a} : {a})")}
+
+
+def unsigned_c(dtype: str) -> str:
+    return {"i1": "uint8_t", "i8": "uint8_t", "i16": "uint16_t", "i32": "uint32_t", "i64": "uint64_t"}[dtype]
+
+
+def const_text(value, dtype: str) -> str:
+    if is_float(dtype):
+        v = float(value)
+        if math.isnan(v):
+            text = "NAN"
+        elif math.isinf(v):
+            text = "INFINITY" if v > 0 else "(-INFINITY)"
+        else:
+            text = v.hex()
+        if dtype == "f64":
+            return f"((double){text})" if not text.startswith("0x") and not text.startswith("-0x") else text
+        if dtype == "f32":
+            return f"((float){text})"
+        return FROM_FLOAT[dtype].format(f"((float){text})") if dtype in SOFT_FLOATS else f"((_Float16){text})"
+    if dtype == "i1":
+        return "1" if value else "0"
+    v = int(value)
+    if dtype == "i64":
+        return f"((int64_t){v}LL)" if v != -(1 << 63) else "INT64_MIN"
+    if dtype == "i32":
+        return f"((int32_t){v})" if v != -(1 << 31) else "INT32_MIN"
+    return f"(({c_type(dtype)}){v})"
+
+
+class CRenderer:
+    def expr(self, e) -> str:
+        return getattr(self, "expr_" + type(e).__name__)(e)
+
+    def as_float(self, e) -> str:
+        """Render `e` for computing: narrow floats widen to float."""
+        text = self.expr(e)
+        return TO_FLOAT[e.dtype].format(text) if e.dtype in TO_FLOAT else text
+
+    def narrow(self, text: str, dtype: str) -> str:
+        return FROM_FLOAT[dtype].format(text) if dtype in FROM_FLOAT else text
+
+    def expr_Const(self, e: n.Const) -> str:
+        return const_text(e.value, e.dtype)
+
+    def expr_Var(self, e: n.Var) -> str:
+        return e.name
+
+    def expr_BufRead(self, e: n.BufRead) -> str:
+        return f"{e.buffer.name}[{self.expr(e.index)}]"
+
+    def expr_MemRead(self, e: n.MemRead) -> str:
+        text = f"(*({self.expr(e.pointer)}))"
+        return f"({text} != 0)" if e.dtype == "i1" else text
+
+    def expr_Unary(self, e: n.Unary) -> str:
+        a = e.a
+        if e.op == "neg":
+            return self.narrow(f"(-{self.as_float(a)})", e.dtype) if is_float(e.dtype) else f"(({c_type(e.dtype)})(-{self.expr(a)}))"
+        if e.op == "not":
+            return f"(!{self.expr(a)})" if e.dtype == "i1" else f"(({c_type(e.dtype)})(~{self.expr(a)}))"
+        if e.op in PREDICATES:
+            return PREDICATES[e.op].format(a=self.as_float(a))
+        if e.op in INT_UNARY:
+            return INT_UNARY[e.op][BITS[a.dtype] > 32].format(a=self.expr(a))
+        if e.op in MATH:
+            f32, f64 = MATH[e.op]
+            if a.dtype == "f64":
+                return f"{f64}({self.expr(a)})"
+            return self.narrow(f"{f32}({self.as_float(a)})", e.dtype)
+        raise NotImplementedError(f"unary operation {e.op!r} has no C form")
+
+    def expr_Binary(self, e: n.Binary) -> str:
+        op, a, b, operand = e.op, e.a, e.b, e.a.dtype
+        if op == "ptradd":
+            return f"({self.expr(a)} + {self.expr(b)})"
+        if is_float(operand):
+            x, y = self.as_float(a), self.as_float(b)
+            if op in INFIX:
+                text = f"({x} {INFIX[op]} {y})"
+            elif op in FLOAT_COMPARE:
+                return FLOAT_COMPARE[op].format(a=x, b=y)
+            elif op in FLOAT_BINARY:
+                text = FLOAT_BINARY[op][operand == "f64"].format(a=x, b=y)
+            else:
+                raise NotImplementedError(f"float operation {op!r} has no C form")
+            return text if e.dtype == "i1" else self.narrow(text, e.dtype)
+        ct = c_type(operand)
+        x, y = self.expr(a), self.expr(b)
+        if op in UNSIGNED_COMPARE:
+            u = unsigned_c(operand)
+            return f"(({u}){x} {UNSIGNED_COMPARE[op]} ({u}){y})"
+        if op in INT_HELPERS:
+            return f"tb_{op}_{ct}({x}, {y})"
+        if op in INT_MINMAX:
+            return INT_MINMAX[op].format(a=x, b=y)
+        if op in ("maxu", "minu"):
+            u = unsigned_c(operand)
+            cmp = ">" if op == "maxu" else "<"
+            return f"(({u}){x} {cmp} ({u}){y} ? {x} : {y})"
+        if op in INFIX:
+            text = f"({x} {INFIX[op]} {y})"
+            if e.dtype == "i1" or op in ("lt", "le", "gt", "ge", "eq", "ne"):
+                return f"((_Bool){text})" if e.dtype == "i1" else text
+            return text if BITS[operand] >= 32 else f"(({ct}){text})"
+        raise NotImplementedError(f"integer operation {op!r} has no C form")
+
+    def expr_Call(self, e: n.Call) -> str:
+        args = [self.as_float(a) if is_float(a.dtype) else self.expr(a) for a in e.args]
+        if e.fn == "fma":
+            f = "fma" if e.dtype == "f64" else "fmaf"
+            return self.narrow(f"{f}({', '.join(args)})", e.dtype)
+        if e.fn == "ldexp":
+            f = "ldexp" if e.dtype == "f64" else "ldexpf"
+            return self.narrow(f"{f}({args[0]}, (int)({args[1]}))", e.dtype)
+        if e.fn == "ilogb":
+            return f"ilogb({args[0]})" if e.args[0].dtype == "f64" else f"ilogbf({args[0]})"
+        if e.fn == "saturate":
+            return f"fminf(fmaxf({args[0]}, 0.0f), 1.0f)"
+        raise NotImplementedError(f"call {e.fn!r} has no C form")
+
+    def expr_Cast(self, e: n.Cast) -> str:
+        src, dst = e.a.dtype, e.dtype
+        if src == dst:
+            return self.expr(e.a)
+        if dst == "i1":
+            return f"({self.as_float(e.a) if is_float(src) else self.expr(e.a)} != 0)"
+        if is_float(dst):
+            if is_float(src):
+                value = self.as_float(e.a)
+                if dst == "f64":
+                    return f"((double){value})"
+                if dst == "f32":
+                    return f"((float){value})"
+                if e.mode == "rtz" and dst in FROM_FLOAT_RTZ:
+                    return FROM_FLOAT_RTZ[dst].format(f"((float){value})")
+                if src == "f64" and dst == "f16":
+                    return f"((_Float16){value})"
+                return self.narrow(f"((float){value})", dst)
+            value = self.expr(e.a)
+            if e.mode == "unsigned" or src == "i1":
+                value = f"(({unsigned_c(src)}){value})"
+            if dst in ("f64", "f32", "f16"):
+                return f"(({c_type(dst)}){value})"
+            return self.narrow(f"((float){value})", dst)
+        if is_float(src):  # float → int
+            value = self.as_float(e.a)
+            if e.mode == "to_unsigned":
+                return f"(({c_type(dst)})({unsigned_c(dst)}){value})"
+            return f"(({c_type(dst)}){value})"
+        value = self.expr(e.a)
+        if e.mode == "unsigned" or src == "i1":
+            value = f"(({unsigned_c(src)}){value})"
+        return f"(({c_type(dst)}){value})"
+
+    def expr_Bitcast(self, e: n.Bitcast) -> str:
+        if is_pointer(e.dtype) or is_pointer(e.a.dtype):
+            return f"(({c_type(e.dtype)})(intptr_t){self.expr(e.a)})"
+        return f"TB_BITCAST({c_type(e.dtype)}, {self.expr(e.a)})"
+
+    def expr_Select(self, e: n.Select) -> str:
+        return f"({self.expr(e.cond)} ? {self.expr(e.a)} : {self.expr(e.b)})"
+
+    # ---- statements ----
+    def block(self, body: list, depth: int) -> list[str]:
+        return [line for s in body for line in self.stmt(s, depth)]
+
+    def stmt(self, s, depth: int) -> list[str]:
+        pad = "    " * depth
+        match s:
+            case n.Declare():
+                init = f" = {self.expr(s.init)}" if s.init is not None else ""
+                return [f"{pad}{c_type(s.var.dtype)} {s.var.name}{init};"]
+            case n.Assign():
+                return [f"{pad}{s.var.name} = {self.expr(s.value)};"]
+            case n.BufWrite():
+                return [f"{pad}{s.buffer.name}[{self.expr(s.index)}] = {self.expr(s.value)};"]
+            case n.MemWrite():
+                value = self.expr(s.value)
+                if s.value.dtype == "i1":
+                    value = f"(int8_t){value}"
+                return [f"{pad}*({self.expr(s.pointer)}) = {value};"]
+            case n.If():
+                lines = [f"{pad}if ({self.expr(s.cond)}) {{"] + self.block(s.then, depth + 1)
+                if s.orelse:
+                    lines += [f"{pad}}} else {{"] + self.block(s.orelse, depth + 1)
+                return lines + [f"{pad}}}"]
+            case n.For():
+                v = s.var
+                head = (f"{pad}for ({c_type(v.dtype)} {v.name} = {self.expr(s.start)}; {v.name} < {self.expr(s.stop)}; "
+                        f"{v.name} += {self.expr(s.step)}) {{")
+                pragma = [f"{pad}#pragma omp simd"] if s.vectorize else []
+                return pragma + [head] + self.block(s.body, depth + 1) + [f"{pad}}}"]
+            case n.While():
+                return [f"{pad}while (1) {{"] + self.block(s.body, depth + 1) + [f"{pad}}}"]
+            case n.Break():
+                return [f"{pad}break;"]
+            case n.Atomic():
+                return self.atomic(s, pad)
+            case n.Print():
+                return self.print_(s, pad)
+            case n.Assert():
+                msg = s.message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                return [f'{pad}if (!({self.expr(s.cond)})) tb_assert_fail("{msg}");']
+            case n.Comment():
+                return [f"{pad}/* {s.text.replace('*/', '* /')} */"]
+        raise TypeError(f"not an IR statement: {s!r}")
+
+    def atomic(self, s: n.Atomic, pad: str) -> list[str]:
+        p, v = self.expr(s.pointer), self.expr(s.value)
+        dtype = s.value.dtype
+        ct = c_memory_type(dtype)
+        result = f"{s.result.name} = " if s.result is not None else ""
+        if s.op == "cas":
+            cmp = self.expr(s.compare)
+            text = (f"({{ {ct} tb_e_ = {cmp}; {ct} tb_d_ = {v}; __atomic_compare_exchange(({ct}*)({p}), &tb_e_, &tb_d_, 0, "
+                    f"__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); tb_e_; }})")
+        elif s.op == "xchg":
+            text = f"({{ {ct} tb_n_ = {v}, tb_o_; __atomic_exchange(({ct}*)({p}), &tb_n_, &tb_o_, __ATOMIC_SEQ_CST); tb_o_; }})"
+        elif is_float(dtype):
+            int_t = {16: "uint16_t", 32: "uint32_t", 64: "uint64_t"}[BITS[dtype]]
+            combine = {"fadd": "{a} + {b}", "add": "{a} + {b}", "max": "tb_maximumf({a}, {b})", "min": "tb_minimumf({a}, {b})"}[s.op]
+            if dtype in ("f16", "bf16"):
+                combine = self.narrow(combine.format(a=TO_FLOAT[dtype].format("a"), b=TO_FLOAT[dtype].format("b")), dtype)
+            else:
+                combine = combine.format(a="a", b="b")
+            text = f"TB_ATOMIC_FLOAT({ct}, {int_t}, ({ct}*)({p}), {v}, {combine})"
+        elif s.op in ("add", "and", "or", "xor"):
+            text = f"__atomic_fetch_{s.op}(({ct}*)({p}), {v}, __ATOMIC_SEQ_CST)"
+        else:
+            u = unsigned_c(dtype)
+            combine = {"max": "(a > b ? a : b)", "min": "(a < b ? a : b)",
+                       "umax": f"(({u})a > ({u})b ? a : b)", "umin": f"(({u})a < ({u})b ? a : b)"}[s.op]
+            text = f"TB_ATOMIC_CAS_LOOP({ct}, ({ct}*)({p}), {v}, {combine})"
+        return [f"{pad}{result}{text};"]
+
+    def print_(self, s: n.Print, pad: str) -> list[str]:
+        fmt, args = [], []
+        for v in s.values:
+            if is_float(v.dtype):
+                fmt.append("%a" if s.hex else "%f")
+                args.append(f"(double){self.as_float(v)}")
+            elif is_pointer(v.dtype):
+                fmt.append("%p")
+                args.append(f"(void*){self.expr(v)}")
+            else:
+                fmt.append("0x%llx" if s.hex else "%lld")
+                args.append(f"(long long){self.expr(v)}")
+        prefix = s.prefix.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+        index = "".join(f"{', ' if k else ''}%lld" for k in range(len(s.indices)))
+        index_args = "".join(f", (long long){self.expr(i)}" for i in s.indices)
+        head = f'"pid (%d, %d, %d) idx ({index}){prefix}' if s.indices else f'"pid (%d, %d, %d) idx (){prefix}'
+        line = (f'{pad}printf({head}{" ".join(fmt)}\\n", tb_pid_x, tb_pid_y, tb_pid_z{index_args}'
+                f'{"".join(", " + a for a in args)});')
+        return [line]
+
+
+def render_kernel(kernel: n.Kernel) -> str:
+    r = CRenderer()
+    params = [f"{c_type(p.dtype)} {p.name}" for p in kernel.params]
+    grid = ["int32_t tb_pid_x", "int32_t tb_pid_y", "int32_t tb_pid_z",
+            "int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z"]
+    lines = ['#include "tilebridge.h"', ""]
+    lines.append(f"static inline void {kernel.name}_program({', '.join(params + grid + ['char* restrict tb_arena_base'])}) {{")
+    offset = 0
+    for b in kernel.buffers:
+        ct = c_memory_type(b.dtype) if b.dtype != "i1" else "_Bool"
+        lines.append(f"    {ct}* restrict {b.name} = ({ct}*)(tb_arena_base + {offset});")
+        offset += (b.size * max(1, BITS.get(b.dtype, 64) // 8) + 63) // 64 * 64
+    lines += r.block(kernel.body, 1)
+    lines.append("}")
+    arena = max(offset, 64)
+    args = ", ".join([p.name for p in kernel.params] + ["x", "y", "z", "gx", "gy", "gz", "arena"])
+    lines += [
+        "",
+        f"int {kernel.name}_launch({', '.join(['int32_t gx', 'int32_t gy', 'int32_t gz', 'int32_t nthreads'] + params)}) {{",
+        "    int64_t total = (int64_t)gx * gy * gz;",
+        "    if (total <= 0) return 0;",
+        "    if (nthreads > total) nthreads = (int32_t)total;",
+        "    int failed = 0;",
+        "    #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)",
+        "    for (int64_t p = 0; p < total; p++) {",
+        f"        char* arena = tb_arena({arena});",
+        "        if (!arena) { failed = 1; continue; }",
+        "        int32_t x = (int32_t)(p % gx), y = (int32_t)((p / gx) % gy), z = (int32_t)(p / ((int64_t)gx * gy));",
+        f"        {kernel.name}_program({args});",
+        "    }",
+        "    return failed;",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_kernel_text(src) -> str:
+    """The `c` stage: `src` is the `tbir` stage's output, which carries the IR kernel object."""
+    kernel = getattr(src, "kernel", None)
+    if kernel is None:
+        raise RuntimeError("the C stage needs the IR kernel produced by the tbir stage in the same compilation")
+    return render_kernel(kernel)

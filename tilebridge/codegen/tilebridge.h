@@ -1,0 +1,153 @@
+/* tilebridge runtime header: included by every generated kernel.
+ * Conversions for types gcc cannot compute with (bf16, fp8), integer operations whose C form is
+ * undefined or traps (division by zero, INT_MIN / -1, oversized shifts), NaN-propagating min/max,
+ * atomics on any width and float type, the per-thread tile arena, and SIMD declarations of glibc's
+ * vector math (libmvec) so that loops calling exp/log/sin/... vectorize without -ffast-math. */
+#ifndef TILEBRIDGE_H
+#define TILEBRIDGE_H
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <math.h>
+#include <omp.h>
+
+#define TB_SIMD __attribute__((simd("notinbranch")))
+#define TB_MATH_F(name) float name##f(float) TB_SIMD; double name(double) TB_SIMD;
+TB_MATH_F(exp) TB_MATH_F(exp2) TB_MATH_F(exp10) TB_MATH_F(expm1) TB_MATH_F(log) TB_MATH_F(log2)
+TB_MATH_F(log10) TB_MATH_F(log1p) TB_MATH_F(sin) TB_MATH_F(cos) TB_MATH_F(tan) TB_MATH_F(asin)
+TB_MATH_F(acos) TB_MATH_F(atan) TB_MATH_F(sinh) TB_MATH_F(cosh) TB_MATH_F(tanh) TB_MATH_F(asinh)
+TB_MATH_F(acosh) TB_MATH_F(atanh) TB_MATH_F(erf) TB_MATH_F(erfc) TB_MATH_F(cbrt)
+float powf(float, float) TB_SIMD; float atan2f(float, float) TB_SIMD; float hypotf(float, float) TB_SIMD;
+
+#define TB_BITCAST(to, x) ({ __typeof__(x) tb_from_ = (x); to tb_to_; __builtin_memcpy(&tb_to_, &tb_from_, sizeof(to)); tb_to_; })
+
+/* ---- bf16 ---- */
+static inline float tb_bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+static inline uint16_t tb_f2bf(float f) {
+    uint32_t u; memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline uint16_t tb_f2bf_rtz(float f) { uint32_t u; memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); return (uint16_t)(u >> 16); }
+
+/* ---- fp8: generic decode/encode for a format with `eb` exponent bits, bias, and whether the
+ * top code is inf/nan (IEEE-like, e5m2) or only the all-ones code is nan (e4m3fn), or none (fnuz). */
+static inline float tb_fp8_decode(uint8_t v, int eb, int bias, int kind) {
+    int mb = 7 - eb; int s = v >> 7; int e = (v >> mb) & ((1 << eb) - 1); int m = v & ((1 << mb) - 1);
+    float r;
+    if (kind == 2 && v == 0x80) return NAN;                       /* fnuz: negative zero code is nan */
+    if (kind == 0 && e == (1 << eb) - 1) r = m ? NAN : INFINITY;  /* ieee-like */
+    else if (kind == 1 && e == (1 << eb) - 1 && m == (1 << mb) - 1) r = NAN;
+    else if (e == 0) r = ldexpf((float)m, 1 - bias - mb);
+    else r = ldexpf((float)(m | (1 << mb)), e - bias - mb);
+    return s ? -r : r;
+}
+static inline uint8_t tb_fp8_encode(float f, int eb, int bias, int kind, int rtz) {
+    int mb = 7 - eb; uint8_t s = signbit(f) ? 0x80 : 0;
+    if (isnan(f)) return kind == 0 ? (uint8_t)(0x7f) : (kind == 1 ? (uint8_t)(s | 0x7f) : 0x80);
+    float a = fabsf(f);
+    int emax = (kind == 0) ? (1 << eb) - 2 : (1 << eb) - 1;
+    int mmax = (kind == 1) ? (1 << mb) - 2 : (1 << mb) - 1;
+    float maxv = ldexpf((float)(mmax | (1 << mb)), emax - bias - mb);
+    if (a >= maxv) {
+        if (kind == 0 && !rtz && a >= ldexpf((float)((1 << (mb + 1)) - 1) + 0.5f, emax - bias - mb)) return s | (uint8_t)(((1 << eb) - 1) << mb);
+        if (kind == 0 && isinf(a) && !rtz) return s | (uint8_t)(((1 << eb) - 1) << mb);
+        return (uint8_t)(s | (emax << mb) | mmax) == 0x80 && kind == 2 ? 0 : (uint8_t)(s | (emax << mb) | mmax);
+    }
+    int e; frexpf(a, &e); e = e - 1;                      /* a = 1.m * 2^e */
+    if (e < 1 - bias) e = 1 - bias;                        /* subnormal range */
+    float q = ldexpf(a, mb - e);                           /* mantissa scaled to integer grid */
+    float r = rtz ? truncf(q) : nearbyintf(q);
+    int mi = (int)r;
+    if (mi >= (2 << mb)) { mi >>= 1; e += 1; }
+    int ebits = (mi >= (1 << mb)) ? e + bias : 0;
+    uint8_t out = (uint8_t)(s | (ebits << mb) | (mi & ((1 << mb) - 1)));
+    if (kind == 2 && out == 0x80) out = 0;
+    return out;
+}
+#define tb_e4m3_to_f(v) tb_fp8_decode((v), 4, 7, 1)
+#define tb_f_to_e4m3(f, z) tb_fp8_encode((f), 4, 7, 1, (z))
+#define tb_e5m2_to_f(v) tb_fp8_decode((v), 5, 15, 0)
+#define tb_f_to_e5m2(f, z) tb_fp8_encode((f), 5, 15, 0, (z))
+#define tb_e4b15_to_f(v) tb_fp8_decode((v), 4, 15, 1)
+#define tb_f_to_e4b15(f, z) tb_fp8_encode((f), 4, 15, 1, (z))
+#define tb_e4b8_to_f(v) tb_fp8_decode((v), 4, 8, 2)
+#define tb_f_to_e4b8(f, z) tb_fp8_encode((f), 4, 8, 2, (z))
+#define tb_e5b16_to_f(v) tb_fp8_decode((v), 5, 16, 2)
+#define tb_f_to_e5b16(f, z) tb_fp8_encode((f), 5, 16, 2, (z))
+
+/* ---- integers: Triton's wrap-around semantics, without C's traps ---- */
+#define TB_INT_OPS(T, U, W) \
+static inline T tb_div_##T(T a, T b) { return b == 0 ? (T)-1 : (b == -1 ? (T)((U)0 - (U)a) : (T)(a / b)); } \
+static inline T tb_rem_##T(T a, T b) { return b == 0 ? a : (b == -1 ? (T)0 : (T)(a % b)); } \
+static inline T tb_divu_##T(T a, T b) { return (U)b == 0 ? (T)-1 : (T)((U)a / (U)b); } \
+static inline T tb_remu_##T(T a, T b) { return (U)b == 0 ? a : (T)((U)a % (U)b); } \
+static inline T tb_shl_##T(T a, T b) { return (U)b >= W ? (T)0 : (T)((U)a << (U)b); } \
+static inline T tb_shr_##T(T a, T b) { return (U)b >= W ? (T)(a < 0 ? -1 : 0) : (T)(a >> (U)b); } \
+static inline T tb_shru_##T(T a, T b) { return (U)b >= W ? (T)0 : (T)((U)a >> (U)b); } \
+static inline T tb_floordiv_##T(T a, T b) { T q = tb_div_##T(a, b); return (b != 0 && (a % b != 0) && ((a < 0) != (b < 0))) ? (T)(q - 1) : q; }
+TB_INT_OPS(int8_t, uint8_t, 8) TB_INT_OPS(int16_t, uint16_t, 16) TB_INT_OPS(int32_t, uint32_t, 32) TB_INT_OPS(int64_t, uint64_t, 64)
+static inline int32_t tb_mulhi_int32_t(int32_t a, int32_t b) { return (int32_t)(((int64_t)a * b) >> 32); }
+static inline int32_t tb_mulhiu_int32_t(int32_t a, int32_t b) { return (int32_t)(((uint64_t)(uint32_t)a * (uint32_t)b) >> 32); }
+static inline int64_t tb_mulhi_int64_t(int64_t a, int64_t b) { return (int64_t)(((__int128)a * b) >> 64); }
+static inline int64_t tb_mulhiu_int64_t(int64_t a, int64_t b) { return (int64_t)(((unsigned __int128)(uint64_t)a * (uint64_t)b) >> 64); }
+static inline int32_t tb_clz32(int32_t a) { return a == 0 ? 32 : __builtin_clz((uint32_t)a); }
+static inline int32_t tb_clz64(int64_t a) { return a == 0 ? 64 : __builtin_clzll((uint64_t)a); }
+static inline int32_t tb_ctz32(int32_t a) { return a == 0 ? 32 : __builtin_ctz((uint32_t)a); }
+static inline int32_t tb_ctz64(int64_t a) { return a == 0 ? 64 : __builtin_ctzll((uint64_t)a); }
+static inline int32_t tb_brev32(int32_t a) { uint32_t x = (uint32_t)a, r = 0; for (int i = 0; i < 32; i++) { r = (r << 1) | (x & 1); x >>= 1; } return (int32_t)r; }
+
+/* ---- floats ---- */
+static inline float tb_maximumf(float a, float b) { return (a != a || b != b) ? NAN : (a > b ? a : (b > a ? b : (signbit(a) ? b : a))); }
+static inline float tb_minimumf(float a, float b) { return (a != a || b != b) ? NAN : (a < b ? a : (b < a ? b : (signbit(a) ? a : b))); }
+static inline double tb_maximum(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : (b > a ? b : (signbit(a) ? b : a))); }
+static inline double tb_minimum(double a, double b) { return (a != a || b != b) ? NAN : (a < b ? a : (b < a ? b : (signbit(a) ? a : b))); }
+static inline float tb_rsqrtf(float a) { return 1.0f / sqrtf(a); }
+static inline double tb_rsqrt(double a) { return 1.0 / sqrt(a); }
+static inline float tb_erfinvf(float y) {
+    if (y <= -1.0f) return y == -1.0f ? -INFINITY : NAN;
+    if (y >= 1.0f) return y == 1.0f ? INFINITY : NAN;
+    double w = -log((1.0 - y) * (1.0 + y)), x;
+    if (w < 5.0) { w -= 2.5; x = 2.81022636e-08; x = 3.43273939e-07 + x * w; x = -3.5233877e-06 + x * w;
+        x = -4.39150654e-06 + x * w; x = 0.00021858087 + x * w; x = -0.00125372503 + x * w;
+        x = -0.00417768164 + x * w; x = 0.246640727 + x * w; x = 1.50140941 + x * w; }
+    else { w = sqrt(w) - 3.0; x = -0.000200214257; x = 0.000100950558 + x * w; x = 0.00134934322 + x * w;
+        x = -0.00367342844 + x * w; x = 0.00573950773 + x * w; x = -0.0076224613 + x * w;
+        x = 0.00943887047 + x * w; x = 1.00167406 + x * w; x = 2.83297682 + x * w; }
+    x *= y;
+    for (int i = 0; i < 2; i++) x -= (erf(x) - y) / (2.0 / sqrt(M_PI) * exp(-x * x));  /* Newton polish */
+    return (float)x;
+}
+
+/* ---- atomics: sequentially consistent, any type; floats and min/max through compare-and-swap ---- */
+#define TB_ATOMIC_CAS_LOOP(T, p, v, expr) ({ T tb_old_ = __atomic_load_n((p), __ATOMIC_RELAXED), tb_new_; \
+    do { T a = tb_old_, b = (v); tb_new_ = (expr); } \
+    while (!__atomic_compare_exchange((p), &tb_old_, &tb_new_, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)); tb_old_; })
+#define TB_ATOMIC_FLOAT(T, IT, p, v, expr) ({ IT* tb_ip_ = (IT*)(p); IT tb_oi_ = __atomic_load_n(tb_ip_, __ATOMIC_RELAXED), tb_ni_; T tb_of_; \
+    do { T a, b = (v), r; __builtin_memcpy(&a, &tb_oi_, sizeof(T)); r = (expr); __builtin_memcpy(&tb_ni_, &r, sizeof(T)); tb_of_ = a; } \
+    while (!__atomic_compare_exchange_n(tb_ip_, &tb_oi_, tb_ni_, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)); tb_of_; })
+
+/* ---- assertions: recorded, reported by the launcher as a Python exception (never abort) ---- */
+static volatile int tb_assert_failed = 0;
+static char tb_assert_message[512];
+static inline void tb_assert_fail(const char* msg) {
+    if (!__atomic_exchange_n(&tb_assert_failed, 1, __ATOMIC_SEQ_CST))
+        snprintf(tb_assert_message, sizeof tb_assert_message, "%s", msg);
+}
+int tb_take_assert(char* out, int n) { int f = tb_assert_failed; if (f) { snprintf(out, n, "%s", tb_assert_message); tb_assert_failed = 0; } return f; }
+
+/* ---- per-thread arena for a program's tiles: allocated once per thread, reused by every launch ---- */
+static __thread char* tb_arena_ptr = 0;
+static __thread size_t tb_arena_size = 0;
+static inline char* tb_arena(size_t bytes) {
+    if (bytes > tb_arena_size) {
+        free(tb_arena_ptr);
+        tb_arena_ptr = (char*)aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        tb_arena_size = tb_arena_ptr ? bytes : 0;
+    }
+    return tb_arena_ptr;
+}
+#endif

@@ -1,0 +1,158 @@
+"""Loading kernel libraries and launching them over a grid from Python.
+
+The hot path is one ctypes call: arguments are converted by a per-kernel list of small functions
+built once (tensor → data pointer, after a device check), the grid and the thread count go first.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+from tilebridge.ir.types import SIGNATURE_TYPES
+from tilebridge.toolchain.cache import put_bytes
+
+_CTYPES = {"i1": ctypes.c_bool, "i8": ctypes.c_int8, "i16": ctypes.c_int16, "i32": ctypes.c_int32,
+           "i64": ctypes.c_int64, "u1": ctypes.c_bool, "u8": ctypes.c_uint8, "u16": ctypes.c_uint16,
+           "u32": ctypes.c_uint32, "u64": ctypes.c_uint64, "fp32": ctypes.c_float, "f32": ctypes.c_float,
+           "fp64": ctypes.c_double, "fp16": ctypes.c_float, "bf16": ctypes.c_float}
+
+_libraries: dict[str, ctypes.CDLL] = {}
+_lock = threading.Lock()
+
+
+class KernelLaunchError(RuntimeError):
+    pass
+
+
+def load_library(binary: bytes) -> ctypes.CDLL:
+    """dlopen a kernel library from its bytes (stored once under its content hash)."""
+    path = str(put_bytes(binary, ".so"))
+    with _lock:
+        lib = _libraries.get(path)
+        if lib is None:
+            lib = _libraries[path] = ctypes.CDLL(path)
+    return lib
+
+
+def _flatten(signature, out: list) -> list:
+    if isinstance(signature, (tuple, list)):
+        for s in signature:
+            _flatten(s, out)
+    else:
+        out.append(signature)
+    return out
+
+
+def _flatten_args(args, out: list) -> list:
+    for a in args:
+        if isinstance(a, tuple):
+            _flatten_args(a, out)
+        else:
+            out.append(a)
+    return out
+
+
+def _pointer(name: str):
+    def convert(value):
+        if value is None:
+            return None
+        device = getattr(value, "device", None)
+        if device is not None and getattr(device, "type", "cpu") != "cpu":
+            raise KernelLaunchError(f"argument {name!r} is a tensor on {device}; tilebridge runs kernels on CPU "
+                                    "tensors (move it with .cpu(), or use the GPU driver for GPU tensors)")
+        try:
+            return value.data_ptr()
+        except AttributeError:
+            if isinstance(value, int):
+                return value
+            raise KernelLaunchError(f"argument {name!r} must be a tensor (an object with data_ptr()), "
+                                    f"got {type(value).__name__}") from None
+    return convert
+
+
+def _scalar(name: str, ty: str):
+    kind = float if ty.startswith(("fp", "bf", "f")) else int
+
+    def convert(value):
+        if isinstance(value, bool) or isinstance(value, (int, float)):
+            return kind(value)
+        if hasattr(value, "item"):
+            return kind(value.item())
+        raise KernelLaunchError(f"argument {name!r} must be a {ty} scalar, got {type(value).__name__}")
+    return convert
+
+
+class Launcher:
+    """Created by triton once per compiled kernel; called on every launch."""
+
+    def __init__(self, src, metadata) -> None:
+        fn = getattr(src, "fn", None)
+        arg_names = list(fn.arg_names) if fn is not None else [f"arg{i}" for i in range(len(src.signature))]
+        signature = src.signature
+        flat_types, flat_names = [], []
+        for i, name in enumerate(arg_names):
+            ty = signature[name] if isinstance(signature, dict) and name in signature else signature[i]
+            leaves = _flatten(ty, [])
+            flat_types += leaves
+            flat_names += [name] * len(leaves)
+        self.keep = [ty != "constexpr" for ty in flat_types]
+        self.converters, argtypes = [], [ctypes.c_int32] * 4
+        for ty, name, keep in zip(flat_types, flat_names, self.keep):
+            if not keep:
+                continue
+            if isinstance(ty, str) and ty.startswith("tensordesc"):
+                raise KernelLaunchError(f"argument {name!r}: tensor descriptors are not supported on the CPU yet")
+            if ty.startswith("*"):
+                self.converters.append(_pointer(name))
+                argtypes.append(ctypes.c_void_p)
+            else:
+                if ty not in _CTYPES and ty not in SIGNATURE_TYPES:
+                    raise KernelLaunchError(f"argument {name!r} has an unsupported type {ty!r}")
+                self.converters.append(_scalar(name, ty))
+                argtypes.append(_CTYPES.get(ty, ctypes.c_int64))
+        self.name = metadata.name
+        self.num_threads = getattr(metadata, "num_threads", 0) or 0
+        self.function = None
+        self.argtypes = argtypes
+
+    def bind(self, library: ctypes.CDLL):
+        function = getattr(library, f"{self.name}_launch")
+        function.argtypes = self.argtypes
+        function.restype = ctypes.c_int
+        self.library = library
+        self.function = function
+        return function
+
+    def __call__(self, gridX, gridY, gridZ, stream, function, packed_metadata, launch_metadata,
+                 enter_hook, exit_hook, *args):
+        fn = self.function if self.function is not None else self.bind(function)
+        flat = _flatten_args(args, [])
+        values = [convert(a) for convert, a in zip(self.converters, (a for a, k in zip(flat, self.keep) if k))]
+        if enter_hook is not None:
+            enter_hook(launch_metadata)
+        if gridX * gridY * gridZ > 0:
+            threads = self.num_threads or _torch_threads()
+            if fn(gridX, gridY, gridZ, threads, *values):
+                raise MemoryError(f"kernel {self.name}: could not allocate the per-thread tile arena")
+            self.check_asserts()
+        if exit_hook is not None:
+            exit_hook(launch_metadata)
+
+    def check_asserts(self) -> None:
+        take = getattr(self.library, "tb_take_assert", None)
+        if take is None:
+            return
+        buf = ctypes.create_string_buffer(512)
+        if take(buf, 512):
+            raise AssertionError(f"device-side assertion failed in kernel {self.name}: {buf.value.decode()}")
+
+
+def _torch_threads() -> int:
+    global _get_threads
+    if _get_threads is None:
+        import torch
+        _get_threads = torch.get_num_threads
+    return _get_threads()
+
+
+_get_threads = None

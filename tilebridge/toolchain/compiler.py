@@ -1,0 +1,81 @@
+"""The system C compiler: found once, asked for its version, and used to build kernel libraries.
+
+Flags: `-O3 -march=native` for the host ISA, `-fopenmp` so kernels share PyTorch's OpenMP runtime,
+`-fwrapv` because Triton integers wrap, `-fno-math-errno` so math calls vectorize, and libmvec
+(`-lmvec`) for glibc's vector math. Full fast-math is not used: it would change NaN and infinity
+semantics that Triton programs observe.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tilebridge.toolchain.cache import cache_dir, digest
+
+CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp", "-fwrapv", "-fno-math-errno",
+          "-fno-trapping-math", "-fno-semantic-interposition", "-std=gnu11", "-w"]
+LIBS = ["-lmvec", "-lm"]
+
+
+class CompilerNotFound(RuntimeError):
+    pass
+
+
+class CompileError(RuntimeError):
+    pass
+
+
+@functools.lru_cache(maxsize=None)
+def find_c_compiler() -> str:
+    candidates = [os.environ.get("TILEBRIDGE_CC"), os.environ.get("CC"), "gcc", "cc", "clang"]
+    for name in filter(None, candidates):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise CompilerNotFound("tilebridge needs a C compiler with OpenMP to build kernels; looked for "
+                           f"{', '.join(c for c in candidates if c)} on PATH (TILEBRIDGE_CC or CC may name one). "
+                           "Install one, e.g. `apt-get install gcc` or `conda install gcc`.")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_version() -> str:
+    out = subprocess.run([find_c_compiler(), "--version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def _package_sources() -> list[Path]:
+    root = Path(__file__).resolve().parent.parent
+    return sorted(p for p in root.rglob("*") if p.suffix in (".py", ".h") and "__pycache__" not in p.parts)
+
+
+@functools.lru_cache(maxsize=None)
+def toolchain_hash() -> str:
+    """Covers tilebridge's own sources, the C header, the compiler and its flags.
+
+    Triton does not hash out-of-tree backends, so without this an edit to tilebridge would be
+    served stale binaries from triton's cache.
+    """
+    parts = [p.read_bytes() for p in _package_sources()]
+    return digest(compiler_version(), " ".join(CFLAGS + LIBS), *parts)[:32]
+
+
+def build_shared_library(source: str, name: str) -> bytes:
+    """Compile C source to a shared library and return its bytes; on failure keep the source for the user."""
+    compiler = find_c_compiler()
+    with tempfile.TemporaryDirectory(prefix="tilebridge-build-") as tmp:
+        src, lib = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
+        src.write_text(source)
+        cmd = [compiler, *CFLAGS, "-I", str(Path(__file__).resolve().parent.parent / "codegen"),
+               str(src), "-o", str(lib), *LIBS]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            kept = cache_dir() / "failed" / f"{name}-{digest(source)[:12]}.c"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(source)
+            raise CompileError(f"the C compiler failed on kernel {name!r}; generated source kept at {kept}\n"
+                               f"command: {' '.join(cmd)}\n{result.stderr[-4000:]}")
+        return lib.read_bytes()
