@@ -308,6 +308,15 @@ class CRenderer:
         return [line]
 
 
+def arena_layout(kernel: n.Kernel) -> tuple[list[int], int]:
+    """Byte offsets of each buffer in a program's tile arena (64-byte aligned), and the arena size."""
+    offsets, offset = [], 0
+    for b in kernel.buffers:
+        offsets.append(offset)
+        offset += (b.size * max(1, BITS.get(b.dtype, 64) // 8) + 63) // 64 * 64
+    return offsets, max(offset, 64)
+
+
 def render_kernel(kernel: n.Kernel) -> str:
     r = CRenderer()
     params = [f"{c_type(p.dtype)} {p.name}" for p in kernel.params]
@@ -315,14 +324,12 @@ def render_kernel(kernel: n.Kernel) -> str:
             "int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z"]
     lines = ['#include "tilebridge.h"', ""]
     lines.append(f"static inline void {kernel.name}_program({', '.join(params + grid + ['char* restrict tb_arena_base'])}) {{")
-    offset = 0
-    for b in kernel.buffers:
+    offsets, arena = arena_layout(kernel)
+    for b, offset in zip(kernel.buffers, offsets):
         ct = c_memory_type(b.dtype) if b.dtype != "i1" else "_Bool"
         lines.append(f"    {ct}* restrict {b.name} = ({ct}*)(tb_arena_base + {offset});")
-        offset += (b.size * max(1, BITS.get(b.dtype, 64) // 8) + 63) // 64 * 64
     lines += r.block(kernel.body, 1)
     lines.append("}")
-    arena = max(offset, 64)
     args = ", ".join([p.name for p in kernel.params] + ["x", "y", "z", "gx", "gy", "gz", "arena"])
     lines += [
         "",

@@ -115,10 +115,12 @@ class CpuBackend(BaseBackend):
 
     @staticmethod
     def make_tbir(mod, metadata, options) -> str:
+        from tilebridge.codegen.c import arena_layout
         from tilebridge.frontends.triton.lower import lower_module
         text = lower_module(mod.str(), options)
         metadata["name"] = text.kernel.name
-        metadata["shared"] = 0
+        # A program's tile arena plays the role of shared memory in user-side occupancy arithmetic.
+        metadata["shared"] = arena_layout(text.kernel)[1]
         return text
 
     @staticmethod

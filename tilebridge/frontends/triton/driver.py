@@ -38,7 +38,9 @@ class _Utils:
     def load_binary(name: str, kernel: bytes, shared: int, device: object):
         from tilebridge.runtime.launcher import load_library
         library = load_library(kernel)
-        return library, library, 0, 0, 1 << 30
+        # Registers are a GPU notion; 32 per thread keeps occupancy arithmetic in user scripts
+        # (e.g. the fused-softmax tutorial) finite and sensible.
+        return library, library, 32, 0, 1 << 30
 
 
 class CpuDriver(DriverBase):

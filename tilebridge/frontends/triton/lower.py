@@ -110,7 +110,8 @@ class Lowerer:
     # ---- naming and emission ----
     def fresh(self, stem: str) -> str:
         self.counter += 1
-        return f"{re.sub(r'[^A-Za-z0-9_]', '_', stem)}_{self.counter}"
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+        return f"{'v' if not stem or stem[0].isdigit() else ''}{stem}_{self.counter}"
 
     def emit(self, stmt) -> None:
         self.stmts.append(stmt)
@@ -807,7 +808,8 @@ class Lowerer:
         self.stmts = loop_body
         term = self.lower_block(body_block, inner)
         self.flush()
-        self.write_all(storages, [inner[name] for name in term.operands])
+        if term is not None:
+            self.write_all(storages, [inner[name] for name in term.operands])
         self.stmts = outer_stmts
         self.emit(n.For(iv, lb, ub, step, loop_body))
         return [self.storage_value(ty, s) for (_, ty), s in zip(op.results, storages)]
@@ -856,7 +858,8 @@ class Lowerer:
             inner2[name] = self.storage_value(ty, s)
         term2 = self.lower_block(after, inner2)
         self.flush()
-        self.write_all(before_st, [inner2[name] for name in term2.operands])
+        if term2 is not None:
+            self.write_all(before_st, [inner2[name] for name in term2.operands])
         self.stmts = outer_stmts
         self.emit(n.While(body))
         return [self.storage_value(ty, s) for (_, ty), s in zip(op.results, after_st)]
@@ -929,6 +932,9 @@ HANDLERS = {
     "math.fma": Lowerer.op_fma, "tt.clampf": Lowerer.op_clampf, "tt.extern_elementwise": Lowerer.op_extern,
     "scf.for": Lowerer.op_for, "scf.if": Lowerer.op_if, "scf.while": Lowerer.op_while, "tt.call": Lowerer.op_call,
     "tt.print": Lowerer.op_print, "tt.assert": Lowerer.op_assert,
+    "llvm.intr.assume": lambda self, op, args, env: None,  # a hint for the optimizer, nothing to compute
+    # A program runs on one CPU thread in program order: a barrier only orders pending lazy loads.
+    "gpu.barrier": lambda self, op, args, env: self.flush(),
 }
 
 

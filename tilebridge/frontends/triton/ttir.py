@@ -385,11 +385,11 @@ def _parse_if(self: Parser, op: Op, rest: str, results: list) -> None:
 
 def _parse_while(self: Parser, op: Op, rest: str, results: list) -> None:
     rest = rest.rstrip("{").strip()
-    m = re.match(r"\((.*?)\)\s*:\s*(.*?)\s*->\s*(.*)$", rest)
+    m = re.match(r"(?:\((.*?)\))?\s*:\s*(.*?)\s*->\s*(.*)$", rest)
     if not m:
         raise TTIRParseError(f"cannot read scf.while {rest!r}")
     names, inits = [], []
-    for pair in split_top(m.group(1), ","):
+    for pair in split_top(m.group(1) or "", ","):
         if pair.strip():
             a, _, b = pair.partition("=")
             names.append(a.strip())
