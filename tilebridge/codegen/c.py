@@ -109,13 +109,15 @@ class CRenderer:
     def expr_Unary(self, e: n.Unary) -> str:
         a = e.a
         if e.op == "neg":
-            return self.narrow(f"(-{self.as_float(a)})", e.dtype) if is_float(e.dtype) else f"(({c_type(e.dtype)})(-{self.expr(a)}))"
+            if is_float(e.dtype):
+                return self.narrow(f"(-{self.as_float(a)})", e.dtype)
+            return f"(({c_type(e.dtype)})(-{self.expr(a)}))"
         if e.op == "not":
             return f"(!{self.expr(a)})" if e.dtype == "i1" else f"(({c_type(e.dtype)})(~{self.expr(a)}))"
         if e.op in PREDICATES:
             return PREDICATES[e.op].format(a=self.as_float(a))
         if e.op in INT_UNARY:
-            return INT_UNARY[e.op][BITS[a.dtype] > 32].format(a=self.expr(a))
+            return f"(({c_type(e.dtype)}){INT_UNARY[e.op][BITS[a.dtype] > 32].format(a=self.expr(a))})"
         if e.op in MATH:
             f32, f64 = MATH[e.op]
             if a.dtype == "f64":
@@ -272,7 +274,8 @@ class CRenderer:
             text = f"({{ {ct} tb_n_ = {v}, tb_o_; __atomic_exchange(({ct}*)({p}), &tb_n_, &tb_o_, __ATOMIC_SEQ_CST); tb_o_; }})"
         elif is_float(dtype):
             int_t = {16: "uint16_t", 32: "uint32_t", 64: "uint64_t"}[BITS[dtype]]
-            combine = {"fadd": "{a} + {b}", "add": "{a} + {b}", "max": "tb_maximumf({a}, {b})", "min": "tb_minimumf({a}, {b})"}[s.op]
+            combine = {"fadd": "{a} + {b}", "add": "{a} + {b}", "max": "tb_maximumf({a}, {b})",
+                       "min": "tb_minimumf({a}, {b})"}[s.op]
             if dtype in ("f16", "bf16"):
                 combine = self.narrow(combine.format(a=TO_FLOAT[dtype].format("a"), b=TO_FLOAT[dtype].format("b")), dtype)
             else:

@@ -8,13 +8,12 @@ turns each into one C expression, so a fused elementwise chain becomes one loop 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 # ---- expressions -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Const:
-    value: Union[int, float, bool]
+    value: int | float | bool
     dtype: str
 
 
@@ -95,7 +94,7 @@ class Select:
     dtype: str
 
 
-Expr = Union[Const, Var, BufRead, MemRead, Unary, Binary, Call, Cast, Bitcast, Select]
+Expr = Const | Var | BufRead | MemRead | Unary | Binary | Call | Cast | Bitcast | Select
 
 
 # ---- statements --------------------------------------------------------------------------------
@@ -184,7 +183,7 @@ class Comment:
     text: str
 
 
-Stmt = Union[Declare, Assign, BufWrite, MemWrite, If, For, While, Break, Atomic, Print, Assert, Comment]
+Stmt = Declare | Assign | BufWrite | MemWrite | If | For | While | Break | Atomic | Print | Assert | Comment
 
 
 @dataclass

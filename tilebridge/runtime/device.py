@@ -35,7 +35,7 @@ def _cache_size(index: int, default: int) -> int:
     return int(text.rstrip("KM")) * scale
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_info() -> CpuInfo:
     model, flags = platform.processor() or platform.machine(), set()
     try:

@@ -29,7 +29,7 @@ class CompileError(RuntimeError):
     pass
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def find_c_compiler() -> str:
     candidates = [os.environ.get("TILEBRIDGE_CC"), os.environ.get("CC"), "gcc", "cc", "clang"]
     for name in filter(None, candidates):
@@ -41,7 +41,7 @@ def find_c_compiler() -> str:
                            "Install one, e.g. `apt-get install gcc` or `conda install gcc`.")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_version() -> str:
     out = subprocess.run([find_c_compiler(), "--version"], capture_output=True, text=True)
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
@@ -52,7 +52,7 @@ def _package_sources() -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix in (".py", ".h") and "__pycache__" not in p.parts)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def toolchain_hash() -> str:
     """Covers tilebridge's own sources, the C header, the compiler and its flags.
 

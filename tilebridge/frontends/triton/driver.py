@@ -92,6 +92,7 @@ class CpuDriver(DriverBase):
 
     def get_empty_cache_for_benchmark(self):
         import torch
+
         from tilebridge.runtime.device import cpu_info
         # Writing a buffer larger than the last-level cache evicts the kernel's data between runs.
         return torch.empty(max(cpu_info().l3_bytes * 2, 64 << 20) // 4, dtype=torch.int32)
@@ -101,8 +102,8 @@ class CpuDriver(DriverBase):
 
 
 def activate() -> None:
-    from triton.runtime.driver import driver
     from triton.backends import backends
+    from triton.runtime.driver import driver
     if "cpu" not in backends:
         raise RuntimeError("the tilebridge Triton backend is not registered; reinstall tilebridge (pip install -e .)")
     driver.set_active(backends["cpu"].driver())

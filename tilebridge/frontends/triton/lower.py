@@ -233,7 +233,7 @@ class Lowerer:
                 continue
             if isinstance(results, TVal):
                 results = [results]
-            for (name, ty), tv in zip(op.results, results):
+            for (name, _), tv in zip(op.results, results):
                 env[name] = self.settle(name, tv)
         return None
 
@@ -348,7 +348,7 @@ class Lowerer:
         try:
             value = parse_constant(op.attrs["value"], ty.elem)
         except ValueError as e:
-            raise self.error(f"the constant {op.attrs['value']!r} ({e})")
+            raise self.error(f"the constant {op.attrs['value']!r} ({e})") from None
         const = n.Const(value, ty.elem)
         return TVal(ty, lambda idx: const, materialized=True)
 
@@ -635,7 +635,7 @@ class Lowerer:
             else:
                 body(())
         results = []
-        for (name, ty), o in zip(op.results, outs):
+        for (_, ty), o in zip(op.results, outs):
             if isinstance(o, n.Var):
                 results.append(TVal(ty, lambda idx, v=o: v, materialized=True))
             else:
@@ -668,7 +668,7 @@ class Lowerer:
             outer_stmts, loop_body = self.stmts, []
             self.stmts = loop_body
             new = self.combine(region, env, list(accs) + [a.gen(at(pos)) for a in args])
-            for acc, v, o in zip(accs, new, outs):
+            for acc, v in zip(accs, new):
                 self.emit(n.Assign(acc, v))
             for acc, o in zip(accs, outs):
                 self.emit(n.BufWrite(o, linear_index(at(pos), shape), acc))
@@ -679,7 +679,7 @@ class Lowerer:
         else:
             body(())
         results = []
-        for (name, ty), o in zip(op.results, outs):
+        for (_, ty), o in zip(op.results, outs):
             tv = TVal(ty, None)
             self.read_buffer(tv, o)
             results.append(tv)
@@ -873,7 +873,7 @@ class Lowerer:
         if fn is None:
             raise self.error(f"a call to the unknown function {name!r}")
         inner = {}
-        for (arg_name, ty), value in zip(fn.args, args):
+        for (arg_name, _), value in zip(fn.args, args):
             inner[arg_name] = value
         saved = self.op
         term = self.lower_block(fn.body, inner)

@@ -241,7 +241,8 @@ class Parser:
 
     def parse_function(self, header: str) -> Function:
         text, loc = strip_locs(header)
-        m = re.match(r"tt\.func\s+(public|private)?\s*@([\w$.]+)\((.*)\)(?:\s*->\s*(.*?))?(?:\s+attributes\s*\{.*\})?\s*\{$", text)
+        m = re.match(r"tt\.func\s+(public|private)?\s*@([\w$.]+)\((.*)\)(?:\s*->\s*(.*?))?"
+                     r"(?:\s+attributes\s*\{.*\})?\s*\{$", text)
         if not m:
             raise TTIRParseError(f"cannot read function header {text!r}")
         args = []
