@@ -867,8 +867,8 @@ class Lowerer:
     def op_call(self, op: Op, args: list, env: dict) -> list:
         self.flush()
         callee = op.attrs.get("callee") or (op.keywords[0] if op.keywords else "")
-        m = re.search(r"@([\w$.]+)", op.text)
-        name = m.group(1) if m else callee.lstrip("@")
+        m = re.search(r"@(\"[^\"]*\"|[\w$.]+)", op.text)
+        name = m.group(1).strip('"') if m else callee.lstrip("@")
         fn = self.module.functions.get(name)
         if fn is None:
             raise self.error(f"a call to the unknown function {name!r}")

@@ -241,7 +241,7 @@ class Parser:
 
     def parse_function(self, header: str) -> Function:
         text, loc = strip_locs(header)
-        m = re.match(r"tt\.func\s+(public|private)?\s*@([\w$.]+)\((.*)\)(?:\s*->\s*(.*?))?"
+        m = re.match(r"tt\.func\s+(public|private)?\s*@(\"[^\"]*\"|[\w$.]+)\((.*)\)(?:\s*->\s*(.*?))?"
                      r"(?:\s+attributes\s*\{.*\})?\s*\{$", text)
         if not m:
             raise TTIRParseError(f"cannot read function header {text!r}")
@@ -256,7 +256,7 @@ class Parser:
             args.append((name.strip(), parse_type(ty)))
         results = parse_type_list(m.group(4)) if m.group(4) else []
         body, _ = self.parse_region_body(block_args=args)
-        return Function(m.group(2), args, results, body, m.group(1) != "private", loc)
+        return Function(m.group(2).strip('"'), args, results, body, m.group(1) != "private", loc)
 
     def parse_region_body(self, block_args: list | None = None) -> tuple[Block, str]:
         """Parse ops until the closing brace; return the block and the closing line's text after `}`."""

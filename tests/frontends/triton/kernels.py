@@ -1,0 +1,142 @@
+"""Kernels for the language tests (triton needs them in a real source file)."""
+import triton
+import triton.language as tl
+from triton.language.extra import libdevice
+
+
+@triton.jit
+def matmul_kernel(A, B, C, M, N, K, sam, sak, sbk, sbn, scm, scn,
+                  BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ACC: tl.constexpr):
+    pm, pn = tl.program_id(0), tl.program_id(1)
+    rm = pm * BM + tl.arange(0, BM)
+    rn = pn * BN + tl.arange(0, BN)
+    rk = tl.arange(0, BK)
+    acc = tl.zeros((BM, BN), dtype=ACC)
+    for k0 in range(0, K, BK):
+        ka = k0 + rk
+        a = tl.load(A + rm[:, None] * sam + ka[None, :] * sak, mask=(rm[:, None] < M) & (ka[None, :] < K), other=0)
+        b = tl.load(B + ka[:, None] * sbk + rn[None, :] * sbn, mask=(ka[:, None] < K) & (rn[None, :] < N), other=0)
+        acc = tl.dot(a, b, acc, out_dtype=ACC)
+    tl.store(C + rm[:, None] * scm + rn[None, :] * scn, acc.to(C.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@triton.jit
+def block_pointer_copy(A, O, M, N, BM: tl.constexpr, BN: tl.constexpr):
+    pm = tl.program_id(0)
+    src = tl.make_block_ptr(A, (M, N), (N, 1), (pm * BM, 0), (BM, BN), (1, 0))
+    dst = tl.make_block_ptr(O, (M, N), (N, 1), (pm * BM, 0), (BM, BN), (1, 0))
+    for _ in range(0, N, BN):
+        tl.store(dst, tl.load(src, boundary_check=(0, 1), padding_option="zero") * 2, boundary_check=(0, 1))
+        src = tl.advance(src, (0, BN))
+        dst = tl.advance(dst, (0, BN))
+
+
+@triton.jit
+def atomic_kernel(X, Sum, Max, Min, Cnt, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0)
+    tl.atomic_add(Sum + offs % 7, x, mask=mask)
+    tl.atomic_max(Max + offs % 5, (x * 1000).to(tl.int32), mask=mask)
+    tl.atomic_min(Min + offs % 5, (x * 1000).to(tl.int32), mask=mask)
+    tl.atomic_add(Cnt, 1)
+
+
+@triton.jit
+def spin_lock_kernel(Lock, Counter, ITERS: tl.constexpr):
+    for _ in range(ITERS):
+        while tl.atomic_cas(Lock, 0, 1) == 1:
+            pass
+        tl.store(Counter, tl.load(Counter) + 1)
+        tl.debug_barrier()
+        tl.atomic_xchg(Lock, 0)
+
+
+@triton.jit
+def while_kernel(X, O, n):
+    pid = tl.program_id(0)
+    v = tl.load(X + pid)
+    steps = 0
+    while v > 1 and steps < n:
+        v = tl.where(v % 2 == 0, v // 2, 3 * v + 1)
+        steps += 1
+    tl.store(O + pid, steps)
+
+
+@triton.jit
+def libdevice_kernel(X, O, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    x = tl.load(X + offs, mask=offs < n)
+    tl.store(O + offs, libdevice.asin(x) + libdevice.erf(x) + libdevice.tanh(x) + libdevice.pow(tl.abs(x), 1.5),
+             mask=offs < n)
+
+
+@triton.jit
+def assert_kernel(X, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    x = tl.load(X + offs, mask=offs < n, other=0)
+    tl.device_assert(x >= 0, "x must be non-negative")
+
+
+@triton.jit
+def big_tile_kernel(X, O, BM: tl.constexpr, BN: tl.constexpr):
+    rm = tl.arange(0, BM)
+    rn = tl.arange(0, BN)
+    x = tl.load(X + rm[:, None] * BN + rn[None, :])
+    a = tl.exp(x * 0.01)
+    b = a * x + 1.0
+    c = tl.dot(a, b)
+    tl.store(O + rm[:, None] * BN + rn[None, :], c + tl.sum(b, axis=0)[None, :] + a)
+
+
+
+@triton.jit
+def _scale(x, factor):
+    return x * factor
+
+
+@triton.jit(noinline=True)
+def _scalar_offset(base, delta):
+    return base * 2 + delta
+
+
+@triton.jit
+def nested_call_kernel(X, O, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    x = tl.load(X + offs, mask=offs < n)
+    tl.store(O + offs, _scale(x, 3.0) + _scalar_offset(0.25, 0.5), mask=offs < n)
+
+
+@triton.jit
+def tuple_kernel(ptrs, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    x = tl.load(ptrs[0] + offs, mask=offs < n)
+    tl.store(ptrs[1] + offs, x + 1, mask=offs < n)
+
+
+@triton.jit
+def rand_kernel(O, seed, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(O + offs, tl.rand(seed, offs), mask=offs < n)
+
+
+@triton.jit
+def sort_kernel(X, O, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    tl.store(O + offs, tl.sort(tl.load(X + offs)))
+
+
+@triton.jit
+def fp8_roundtrip(X, O, n, BLOCK: tl.constexpr, FP8: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    x = tl.load(X + offs, mask=offs < n)
+    tl.store(O + offs, x.to(FP8).to(tl.float32), mask=offs < n)
+
+
+@triton.jit
+def strided_kernel(X, O, sxm, sxn, som, son, M, N, BM: tl.constexpr, BN: tl.constexpr):
+    rm = tl.arange(0, BM)
+    rn = tl.arange(0, BN)
+    mask = (rm[:, None] < M) & (rn[None, :] < N)
+    x = tl.load(X + rm[:, None] * sxm + rn[None, :] * sxn, mask=mask)
+    tl.store(O + rm[:, None] * som + rn[None, :] * son, tl.trans(tl.trans(x)) * 2 - 1, mask=mask)

@@ -1,0 +1,191 @@
+"""Language constructs compiled by tilebridge, checked against PyTorch and float64 references."""
+import threading
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+
+from tests.frontends.triton import kernels as K
+
+
+def cdiv(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
+@pytest.mark.parametrize("dtype,acc", [(torch.float32, tl.float32), (torch.float16, tl.float32),
+                                       (torch.bfloat16, tl.float32), (torch.int8, tl.int32)])
+@pytest.mark.parametrize("shape", [(37, 45, 29), (64, 64, 64), (1, 17, 33)])
+def test_matmul(dtype: torch.dtype, acc, shape: tuple) -> None:
+    M, N, Kd = shape
+    g = torch.Generator().manual_seed(M * N + Kd)
+    if dtype == torch.int8:
+        a = torch.randint(-8, 8, (M, Kd), generator=g, dtype=dtype)
+        b = torch.randint(-8, 8, (Kd, N), generator=g, dtype=dtype)
+        c = torch.full((M, N), -1, dtype=torch.int32)
+        ref = a.to(torch.int64) @ b.to(torch.int64)
+    else:
+        a = torch.randn(M, Kd, generator=g).to(dtype)
+        b = torch.randn(Kd, N, generator=g).to(dtype)
+        c = torch.full((M, N), float("nan"), dtype=torch.float32)
+        ref = a.double() @ b.double()
+    K.matmul_kernel[(cdiv(M, 16), cdiv(N, 32))](a, b, c, M, N, Kd, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+                                                 c.stride(0), c.stride(1), BM=16, BN=32, BK=16, ACC=acc)
+    if dtype == torch.int8:
+        assert torch.equal(c.to(torch.int64), ref)
+    else:
+        torch.testing.assert_close(c.double(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_transposed_operand() -> None:
+    M, N, Kd = 33, 40, 50
+    a = torch.randn(Kd, M).t()  # non-contiguous: strides (1, M)
+    b = torch.randn(N, Kd).t()
+    c = torch.empty(M, N)
+    K.matmul_kernel[(cdiv(M, 16), cdiv(N, 32))](a, b, c, M, N, Kd, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+                                                 c.stride(0), c.stride(1), BM=16, BN=32, BK=16, ACC=tl.float32)
+    torch.testing.assert_close(c, a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_block_pointers_with_boundary_check() -> None:
+    M, N = 45, 70
+    a = torch.randn(M, N)
+    o = torch.full((M, N), float("nan"))
+    K.block_pointer_copy[(cdiv(M, 16),)](a, o, M, N, BM=16, BN=32)
+    torch.testing.assert_close(o, a * 2)
+
+
+def test_atomics_across_threads() -> None:
+    n = 10_007
+    x = torch.rand(n) - 0.5
+    s, mx, mn = torch.zeros(7), torch.full((5,), -10**9, dtype=torch.int32), torch.full((5,), 10**9, dtype=torch.int32)
+    cnt = torch.zeros(1, dtype=torch.int32)
+    K.atomic_kernel[(cdiv(n, 64),)](x, s, mx, mn, cnt, n, BLOCK=64)
+    idx = torch.arange(n)
+    scaled = (x * 1000).to(torch.int32)
+    torch.testing.assert_close(s.double(), torch.zeros(7, dtype=torch.float64).index_add_(0, idx % 7, x.double()),
+                               rtol=1e-4, atol=1e-4)
+    assert torch.equal(mx, torch.stack([scaled[idx % 5 == r].max() for r in range(5)]))
+    assert torch.equal(mn, torch.stack([scaled[idx % 5 == r].min() for r in range(5)]))
+    assert cnt.item() == cdiv(n, 64)  # a scalar atomic runs once per program
+
+
+def test_spin_lock_mutual_exclusion() -> None:
+    lock = torch.zeros(1, dtype=torch.int32)
+    counter = torch.zeros(1, dtype=torch.int32)
+    K.spin_lock_kernel[(64,)](lock, counter, ITERS=50, num_threads=2)
+    assert counter.item() == 64 * 50
+    assert lock.item() == 0
+
+
+def test_while_loop_with_data_dependent_trip_count() -> None:
+    x = torch.tensor([1, 2, 3, 6, 7, 27, 97, 871], dtype=torch.int32)
+    o = torch.full_like(x, -1)
+    K.while_kernel[(len(x),)](x, o, 1000)
+
+    def collatz(v: int) -> int:
+        steps = 0
+        while v > 1 and steps < 1000:
+            v = v // 2 if v % 2 == 0 else 3 * v + 1
+            steps += 1
+        return steps
+    assert o.tolist() == [collatz(v) for v in x.tolist()]
+
+
+def test_libdevice_functions() -> None:
+    n = 1000
+    x = torch.rand(n) * 1.8 - 0.9
+    o = torch.empty(n)
+    K.libdevice_kernel[(cdiv(n, 128),)](x, o, n, BLOCK=128)
+    xd = x.double()
+    ref = torch.asin(xd) + torch.erf(xd) + torch.tanh(xd) + xd.abs() ** 1.5
+    torch.testing.assert_close(o.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_device_assert_raises_without_crashing() -> None:
+    x = torch.tensor([1.0, 2.0, -3.0, 4.0])
+    with pytest.raises(AssertionError, match="x must be non-negative"):
+        K.assert_kernel[(1,)](x, 4, BLOCK=4, debug=True)
+    K.assert_kernel[(1,)](x.abs(), 4, BLOCK=4, debug=True)  # passes, and the flag was reset
+
+
+def test_large_tiles_do_not_overflow_thread_stacks() -> None:
+    x = torch.randn(256, 256) * 0.1
+    o = torch.empty(256, 256)
+    K.big_tile_kernel[(4,)](x, o, BM=256, BN=256, num_threads=2)
+    a = torch.exp(x.double() * 0.01)
+    b = a * x.double() + 1
+    torch.testing.assert_close(o.double(), a @ b + b.sum(0)[None, :] + a, rtol=1e-4, atol=1e-3)
+
+
+def test_nested_and_noinline_calls() -> None:
+    x = torch.randn(50)
+    o = torch.empty(50)
+    K.nested_call_kernel[(1,)](x, o, 50, BLOCK=64)
+    torch.testing.assert_close(o, x * 3 + 1)
+
+
+def test_tuple_arguments() -> None:
+    x = torch.randn(30)
+    o = torch.empty(30)
+    K.tuple_kernel[(1,)]((x, o), 30, BLOCK=32)
+    torch.testing.assert_close(o, x + 1)
+
+
+def test_philox_random_is_reproducible_and_uniform() -> None:
+    n = 100_003
+    a, b, c = torch.empty(n), torch.empty(n), torch.empty(n)
+    for out, seed in ((a, 42), (b, 42), (c, 7)):
+        K.rand_kernel[(cdiv(n, 1024),)](out, seed, n, BLOCK=1024)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert 0 <= a.min() and a.max() < 1 and abs(a.mean().item() - 0.5) < 0.01
+
+
+def test_sort() -> None:
+    x = torch.randn(128)
+    o = torch.empty(128)
+    K.sort_kernel[(1,)](x, o, BLOCK=128)
+    assert torch.equal(o, torch.sort(x).values)
+
+
+@pytest.mark.parametrize("fp8,torch_dtype", [(tl.float8e4nv, torch.float8_e4m3fn), (tl.float8e5, torch.float8_e5m2)])
+def test_fp8_conversions_round_like_torch(fp8, torch_dtype) -> None:
+    x = torch.cat([torch.randn(500) * 4, torch.tensor([0.0, -0.0, 1e-3, 448.0, -448.0, 57344.0, 3.3e-5])])
+    n = len(x)
+    if torch_dtype == torch.float8_e4m3fn:
+        x = x.clamp(-448, 448)
+    o = torch.empty(n)
+    K.fp8_roundtrip[(1,)](x, o, n, BLOCK=1024, FP8=fp8)
+    assert torch.equal(o, x.to(torch_dtype).float())
+
+
+def test_any_strides() -> None:
+    x = torch.randn(20, 30)[::2, ::3]
+    o = torch.empty(40, 40)[::4, 1::4]
+    M, N = x.shape
+    K.strided_kernel[(1,)](x, o, x.stride(0), x.stride(1), o.stride(0), o.stride(1), M, N, BM=16, BN=16)
+    torch.testing.assert_close(o, x * 2 - 1)
+
+
+def test_launch_from_several_python_threads() -> None:
+    n = 5000
+    errors = []
+
+    def work(seed: int) -> None:
+        try:
+            g = torch.Generator().manual_seed(seed)
+            x = torch.rand(n, generator=g) * 1.8 - 0.9
+            o = torch.empty(n)
+            for _ in range(20):
+                K.libdevice_kernel[(cdiv(n, 128),)](x * 0.5, o, n, BLOCK=128)
+            xd = (x * 0.5).double()
+            ref = torch.asin(xd) + torch.erf(xd) + torch.tanh(xd) + xd.abs() ** 1.5
+            torch.testing.assert_close(o.double(), ref, rtol=1e-5, atol=1e-5)
+        except Exception as e:  # collected for the main thread
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
