@@ -21,10 +21,10 @@ def matmul_kernel(A, B, C, M, N, K, sam, sak, sbk, sbn, scm, scn,
 
 
 @triton.jit
-def block_pointer_copy(A, O, M, N, BM: tl.constexpr, BN: tl.constexpr):
+def block_pointer_copy(A, Out, M, N, BM: tl.constexpr, BN: tl.constexpr):
     pm = tl.program_id(0)
     src = tl.make_block_ptr(A, (M, N), (N, 1), (pm * BM, 0), (BM, BN), (1, 0))
-    dst = tl.make_block_ptr(O, (M, N), (N, 1), (pm * BM, 0), (BM, BN), (1, 0))
+    dst = tl.make_block_ptr(Out, (M, N), (N, 1), (pm * BM, 0), (BM, BN), (1, 0))
     for _ in range(0, N, BN):
         tl.store(dst, tl.load(src, boundary_check=(0, 1), padding_option="zero") * 2, boundary_check=(0, 1))
         src = tl.advance(src, (0, BN))
@@ -53,21 +53,21 @@ def spin_lock_kernel(Lock, Counter, ITERS: tl.constexpr):
 
 
 @triton.jit
-def while_kernel(X, O, n):
+def while_kernel(X, Out, n):
     pid = tl.program_id(0)
     v = tl.load(X + pid)
     steps = 0
     while v > 1 and steps < n:
         v = tl.where(v % 2 == 0, v // 2, 3 * v + 1)
         steps += 1
-    tl.store(O + pid, steps)
+    tl.store(Out + pid, steps)
 
 
 @triton.jit
-def libdevice_kernel(X, O, n, BLOCK: tl.constexpr):
+def libdevice_kernel(X, Out, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     x = tl.load(X + offs, mask=offs < n)
-    tl.store(O + offs, libdevice.asin(x) + libdevice.erf(x) + libdevice.tanh(x) + libdevice.pow(tl.abs(x), 1.5),
+    tl.store(Out + offs, libdevice.asin(x) + libdevice.erf(x) + libdevice.tanh(x) + libdevice.pow(tl.abs(x), 1.5),
              mask=offs < n)
 
 
@@ -79,14 +79,14 @@ def assert_kernel(X, n, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def big_tile_kernel(X, O, BM: tl.constexpr, BN: tl.constexpr):
+def big_tile_kernel(X, Out, BM: tl.constexpr, BN: tl.constexpr):
     rm = tl.arange(0, BM)
     rn = tl.arange(0, BN)
     x = tl.load(X + rm[:, None] * BN + rn[None, :])
     a = tl.exp(x * 0.01)
     b = a * x + 1.0
     c = tl.dot(a, b)
-    tl.store(O + rm[:, None] * BN + rn[None, :], c + tl.sum(b, axis=0)[None, :] + a)
+    tl.store(Out + rm[:, None] * BN + rn[None, :], c + tl.sum(b, axis=0)[None, :] + a)
 
 
 
@@ -101,10 +101,10 @@ def _scalar_offset(base, delta):
 
 
 @triton.jit
-def nested_call_kernel(X, O, n, BLOCK: tl.constexpr):
+def nested_call_kernel(X, Out, n, BLOCK: tl.constexpr):
     offs = tl.arange(0, BLOCK)
     x = tl.load(X + offs, mask=offs < n)
-    tl.store(O + offs, _scale(x, 3.0) + _scalar_offset(0.25, 0.5), mask=offs < n)
+    tl.store(Out + offs, _scale(x, 3.0) + _scalar_offset(0.25, 0.5), mask=offs < n)
 
 
 @triton.jit
@@ -115,28 +115,28 @@ def tuple_kernel(ptrs, n, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def rand_kernel(O, seed, n, BLOCK: tl.constexpr):
+def rand_kernel(Out, seed, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    tl.store(O + offs, tl.rand(seed, offs), mask=offs < n)
+    tl.store(Out + offs, tl.rand(seed, offs), mask=offs < n)
 
 
 @triton.jit
-def sort_kernel(X, O, BLOCK: tl.constexpr):
+def sort_kernel(X, Out, BLOCK: tl.constexpr):
     offs = tl.arange(0, BLOCK)
-    tl.store(O + offs, tl.sort(tl.load(X + offs)))
+    tl.store(Out + offs, tl.sort(tl.load(X + offs)))
 
 
 @triton.jit
-def fp8_roundtrip(X, O, n, BLOCK: tl.constexpr, FP8: tl.constexpr):
+def fp8_roundtrip(X, Out, n, BLOCK: tl.constexpr, FP8: tl.constexpr):
     offs = tl.arange(0, BLOCK)
     x = tl.load(X + offs, mask=offs < n)
-    tl.store(O + offs, x.to(FP8).to(tl.float32), mask=offs < n)
+    tl.store(Out + offs, x.to(FP8).to(tl.float32), mask=offs < n)
 
 
 @triton.jit
-def strided_kernel(X, O, sxm, sxn, som, son, M, N, BM: tl.constexpr, BN: tl.constexpr):
+def strided_kernel(X, Out, sxm, sxn, som, son, M, N, BM: tl.constexpr, BN: tl.constexpr):
     rm = tl.arange(0, BM)
     rn = tl.arange(0, BN)
     mask = (rm[:, None] < M) & (rn[None, :] < N)
     x = tl.load(X + rm[:, None] * sxm + rn[None, :] * sxn, mask=mask)
-    tl.store(O + rm[:, None] * som + rn[None, :] * son, tl.trans(tl.trans(x)) * 2 - 1, mask=mask)
+    tl.store(Out + rm[:, None] * som + rn[None, :] * son, tl.trans(tl.trans(x)) * 2 - 1, mask=mask)

@@ -3,7 +3,6 @@ import threading
 
 import pytest
 import torch
-import triton
 import triton.language as tl
 
 from tests.frontends.triton import kernels as K
