@@ -20,6 +20,7 @@ from tilebridge.ir.types import BITS, is_float, is_pointer, pointee
 
 I32 = "i32"
 EXPENSIVE_COST = 6  # a multi-use value costlier than this is computed once into a buffer
+REDUCE_LANES = 16  # partial results per row reduction: one AVX-512 register of fp32
 
 
 class LoweringError(NotImplementedError):
@@ -584,18 +585,23 @@ class Lowerer:
                     self.emit(n.Declare(o))
             zeros = tuple(c0() for _ in inner_shape)
 
+            lanes = REDUCE_LANES if R >= 2 * REDUCE_LANES else 0
+            partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
+
             def body(o_idx):
+                at = lambda r: full(o_idx, r, zeros)  # noqa: E731
                 accs = [n.Var(self.fresh("acc"), d) for d in dtypes]
-                for acc, a in zip(accs, args):
-                    self.emit(n.Declare(acc, a.gen(full(o_idx, c0(), zeros))))
-                r = n.Var(self.fresh("r"), I32)
-                outer_stmts, loop_body = self.stmts, []
-                self.stmts = loop_body
-                new = self.combine(region, env, list(accs) + [a.gen(full(o_idx, r, zeros)) for a in args])
-                for acc, v in zip(accs, new):
-                    self.emit(n.Assign(acc, v))
-                self.stmts = outer_stmts
-                self.emit(n.For(r, c0(1), c0(R), c0(1), loop_body))
+                start = c0(1)
+                if lanes:
+                    self.reduce_lanes(region, env, args, partials, at, R)
+                    start = c0(R - R % lanes)
+                    for acc, p in zip(accs, partials):
+                        self.emit(n.Declare(acc, n.BufRead(p, c0())))
+                    self.fold(region, env, accs, lambda j: [n.BufRead(p, j) for p in partials], 1, lanes)
+                else:
+                    for acc, a in zip(accs, args):
+                        self.emit(n.Declare(acc, a.gen(at(c0()))))
+                self.fold(region, env, accs, lambda r: [a.gen(at(r)) for a in args], start, R)
                 for o, acc in zip(outs, accs):
                     if isinstance(o, n.Var):
                         self.emit(n.Assign(o, acc))
@@ -643,6 +649,45 @@ class Lowerer:
                 self.read_buffer(tv, o)
                 results.append(tv)
         return results
+
+    def fold(self, region: Block, env: dict, accs: list, values, start, stop: int) -> None:
+        """for r in [start, stop): accs = combine(accs, values(r)) — a sequential fold."""
+        start = c0(start) if isinstance(start, int) else start
+        if isinstance(start, n.Const) and start.value >= stop:
+            return
+        r = n.Var(self.fresh("r"), I32)
+        outer_stmts, loop_body = self.stmts, []
+        self.stmts = loop_body
+        new = self.combine(region, env, list(accs) + values(r))
+        for acc, v in zip(accs, new):
+            self.emit(n.Assign(acc, v))
+        self.stmts = outer_stmts
+        self.emit(n.For(r, start, c0(stop), c0(1), loop_body))
+
+    def reduce_lanes(self, region: Block, env: dict, args: list, partials: list, at, R: int) -> None:
+        """Fold a row into REDUCE_LANES partial results, lane j taking elements j, j+L, j+2L, ...
+
+        Every step is elementwise over the lanes, so the C compiler vectorizes any combine region
+        (NaN-aware max, argmax with its index tie-break, ...) without reassociating anything itself.
+        Triton's reductions assume an associative, commutative combine; this grouping relies on it.
+        """
+        lanes = len(partials) and partials[0].size
+        self.loop_nest((lanes,), lambda j: [self.emit(n.BufWrite(p, j[0], a.gen(at(j[0])))) for p, a in zip(partials, args)])
+        r0 = n.Var(self.fresh("r0"), I32)
+        outer_stmts, loop_body = self.stmts, []
+        self.stmts = loop_body
+
+        def step(j):
+            pos = n.Binary("add", r0, j[0], I32)
+            new = self.combine(region, env, [n.BufRead(p, j[0]) for p in partials] + [a.gen(at(pos)) for a in args])
+            temps = [n.Var(self.fresh("nv"), p.dtype) for p in partials]
+            for t, v in zip(temps, new):
+                self.emit(n.Declare(t, v))
+            for p, t in zip(partials, temps):
+                self.emit(n.BufWrite(p, j[0], t))
+        self.loop_nest((lanes,), step)
+        self.stmts = outer_stmts
+        self.emit(n.For(r0, c0(lanes), c0(R - R % lanes), c0(lanes), loop_body))
 
     def op_scan(self, op: Op, args: list, env: dict) -> list:
         axis = int(op.attrs["axis"])
