@@ -170,6 +170,10 @@ class CRenderer:
             return self.narrow(f"{f}({args[0]}, (int)({args[1]}))", e.dtype)
         if e.fn == "ilogb":
             return f"ilogb({args[0]})" if e.args[0].dtype == "f64" else f"ilogbf({args[0]})"
+        if e.fn == "fp8e4b15_decode":
+            return f"tb_e4b15_to_f((uint8_t)({args[0]}))"
+        if e.fn.startswith("fp8e4b15_encode"):
+            return f"(int8_t)tb_f_to_e4b15({args[0]}, {int(e.fn.endswith('rtz'))})"
         if e.fn == "saturate":
             return f"fminf(fmaxf({args[0]}, 0.0f), 1.0f)"
         raise NotImplementedError(f"call {e.fn!r} has no C form")
@@ -250,6 +254,10 @@ class CRenderer:
                 return [f"{pad}while (1) {{"] + self.block(s.body, depth + 1) + [f"{pad}}}"]
             case n.Break():
                 return [f"{pad}break;"]
+            case n.Label():
+                return [f"{pad}{s.name}:;"]
+            case n.Goto():
+                return [f"{pad}goto {s.name};"]
             case n.Atomic():
                 return self.atomic(s, pad)
             case n.Print():
@@ -257,6 +265,9 @@ class CRenderer:
             case n.Assert():
                 msg = s.message.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
                 return [f'{pad}if (!({self.expr(s.cond)})) tb_assert_fail("{msg}");']
+            case n.Intrinsic():
+                args = ", ".join(a.name if isinstance(a, n.Buffer) else self.expr(a) for a in s.args)
+                return [f"{pad}{s.name}({args});"]
             case n.Comment():
                 return [f"{pad}/* {s.text.replace('*/', '* /')} */"]
         raise TypeError(f"not an IR statement: {s!r}")

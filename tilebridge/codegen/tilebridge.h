@@ -139,6 +139,41 @@ static inline void tb_assert_fail(const char* msg) {
 }
 int tb_take_assert(char* out, int n) { int f = tb_assert_failed; if (f) { snprintf(out, n, "%s", tb_assert_message); tb_assert_failed = 0; } return f; }
 
+/* ---- tile matrix multiply: C[M,N] += A[M,K] @ B[K,N], row-major tiles of a program ----
+ * The fp32 micro-kernel keeps an MR x 32 block of C in vector registers across the whole K loop
+ * (GCC vector extensions: AVX-512 here, split into narrower registers elsewhere). */
+typedef float tb_v16f __attribute__((vector_size(64), aligned(4)));
+#define TB_DOT_BLOCK(MR) \
+    for (int m0 = 0; m0 < M; m0 += MR) for (int n0 = 0; n0 < N; n0 += 32) { \
+        tb_v16f acc[MR][2]; \
+        for (int i = 0; i < MR; i++) { acc[i][0] = *(const tb_v16f*)&C[(m0 + i) * N + n0]; \
+                                       acc[i][1] = *(const tb_v16f*)&C[(m0 + i) * N + n0 + 16]; } \
+        for (int k = 0; k < K; k++) { \
+            tb_v16f b0 = *(const tb_v16f*)&B[k * N + n0], b1 = *(const tb_v16f*)&B[k * N + n0 + 16]; \
+            for (int i = 0; i < MR; i++) { float a = A[(m0 + i) * K + k]; acc[i][0] += a * b0; acc[i][1] += a * b1; } \
+        } \
+        for (int i = 0; i < MR; i++) { *(tb_v16f*)&C[(m0 + i) * N + n0] = acc[i][0]; \
+                                       *(tb_v16f*)&C[(m0 + i) * N + n0 + 16] = acc[i][1]; } \
+    }
+static inline __attribute__((always_inline)) void tb_dot_f32(int M, int N, int K, const float* restrict A,
+                                                             const float* restrict B, float* restrict C) {
+    if (N % 32 == 0 && M % 8 == 0) { TB_DOT_BLOCK(8) return; }
+    if (N % 32 == 0 && M % 4 == 0) { TB_DOT_BLOCK(4) return; }
+    if (N % 32 == 0) { TB_DOT_BLOCK(1) return; }
+    for (int m = 0; m < M; m++) for (int k = 0; k < K; k++) {
+        float a = A[m * K + k];
+        #pragma omp simd
+        for (int n = 0; n < N; n++) C[m * N + n] += a * B[k * N + n];
+    }
+}
+#define TB_DOT_GENERIC(NAME, T) \
+static inline void NAME(int M, int N, int K, const T* restrict A, const T* restrict B, T* restrict C) { \
+    for (int m = 0; m < M; m++) for (int k = 0; k < K; k++) { T a = A[m * K + k]; \
+        _Pragma("omp simd") for (int n = 0; n < N; n++) C[m * N + n] += a * B[k * N + n]; } }
+TB_DOT_GENERIC(tb_dot_f64, double)
+TB_DOT_GENERIC(tb_dot_i32, int32_t)
+TB_DOT_GENERIC(tb_dot_i64, int64_t)
+
 /* ---- per-thread arena for a program's tiles: allocated once per thread, reused by every launch ---- */
 static __thread char* tb_arena_ptr = 0;
 static __thread size_t tb_arena_size = 0;

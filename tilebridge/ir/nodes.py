@@ -154,6 +154,17 @@ class Break:
 
 
 @dataclass
+class Label:
+    """A jump target: unstructured control flow (early returns) lowers to labels and gotos."""
+    name: str
+
+
+@dataclass
+class Goto:
+    name: str
+
+
+@dataclass
 class Atomic:
     """An atomic read-modify-write (`op` in add fadd max min umax umin and or xor xchg) or compare-and-swap
     (`op` == 'cas', `compare` set); the old value goes to `result` when it is not None."""
@@ -179,11 +190,19 @@ class Assert:
 
 
 @dataclass
+class Intrinsic:
+    """A call of a runtime-header routine on buffers and scalars (e.g. the dot micro-kernel)."""
+    name: str
+    args: tuple
+
+
+@dataclass
 class Comment:
     text: str
 
 
-Stmt = Declare | Assign | BufWrite | MemWrite | If | For | While | Break | Atomic | Print | Assert | Comment
+Stmt = (Declare | Assign | BufWrite | MemWrite | If | For | While | Break | Label | Goto | Atomic | Print | Assert
+        | Intrinsic | Comment)
 
 
 @dataclass

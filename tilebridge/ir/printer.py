@@ -53,6 +53,10 @@ def stmt_lines(s, depth: int) -> list[str]:
             return [f"{pad}while:"] + block_lines(s.body, depth + 1)
         case n.Break():
             return [f"{pad}break"]
+        case n.Label():
+            return [f"{pad}{s.name}:"]
+        case n.Goto():
+            return [f"{pad}goto {s.name}"]
         case n.Atomic():
             res = f"{s.result.name} = " if s.result is not None else ""
             cmp = f", {expr_text(s.compare)}" if s.compare is not None else ""
@@ -61,6 +65,9 @@ def stmt_lines(s, depth: int) -> list[str]:
             return [f"{pad}print {s.prefix!r} " + ", ".join(expr_text(v) for v in s.values)]
         case n.Assert():
             return [f"{pad}assert {expr_text(s.cond)}, {s.message!r}"]
+        case n.Intrinsic():
+            args = ", ".join(a.name if isinstance(a, n.Buffer) else expr_text(a) for a in s.args)
+            return [f"{pad}{s.name}({args})"]
         case n.Comment():
             return [f"{pad}# {s.text}"]
     raise TypeError(f"not an IR statement: {s!r}")

@@ -60,6 +60,24 @@ def _min_dot_size(lhs_type, rhs_type):
     return (1, 1, 1)
 
 
+def _convert_custom_types(arg, dst_ty, fp_downcast_rounding=None, _semantic=None):
+    """fp8e4b15 conversions, which triton leaves to the target (GPUs use inline assembly).
+
+    The format is carried as i8 in TTIR; decoding and encoding are calls to runtime-header
+    helpers, through fp32.
+    """
+    from triton.language import core
+    e4b15 = core.dtype("fp8e4b15")
+    if arg.type.scalar == e4b15:
+        wide = core.extern_elementwise("", "", [arg], {(e4b15,): ("tb_fp8e4b15_to_fp32", core.float32)},
+                                       is_pure=True, _semantic=_semantic)
+        return _semantic.cast(wide, dst_ty.scalar)
+    rtz = str(fp_downcast_rounding).lower().endswith("rtz")
+    wide = _semantic.cast(arg, core.float32)
+    symbol = "tb_fp32_to_fp8e4b15_rtz" if rtz else "tb_fp32_to_fp8e4b15"
+    return core.extern_elementwise("", "", [wide], {(core.float32,): (symbol, e4b15)}, is_pure=True, _semantic=_semantic)
+
+
 class CpuBackend(BaseBackend):
     @staticmethod
     def supports_target(target: GPUTarget) -> bool:
@@ -86,7 +104,8 @@ class CpuBackend(BaseBackend):
         return (metadata.num_warps, metadata.num_ctas, metadata.shared)
 
     def get_codegen_implementation(self, options) -> dict:
-        return {"min_dot_size": _min_dot_size}
+        from triton.language import core
+        return {"min_dot_size": _min_dot_size, "convert_custom_types": core.builtin(_convert_custom_types)}
 
     def get_module_map(self) -> dict[str, ModuleType]:
         # Kernels call libdevice functions by CUDA's symbol names; the C renderer maps each symbol

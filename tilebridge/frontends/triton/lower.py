@@ -207,7 +207,7 @@ class Lowerer:
             var = n.Var("a_" + re.sub(r"[^A-Za-z0-9_]", "_", name[1:]), ty.elem)
             params.append(var)
             env[name] = TVal(ty, lambda idx, v=var: v, materialized=True)
-        self.lower_block(fn.body, env)
+        self.lower_body(fn.body, env, [])
         return n.Kernel(fn.name, params, self.buffers, self.stmts, self.pids, self.nums)
 
     def lower_block(self, block: Block, env: dict) -> list | None:
@@ -237,6 +237,47 @@ class Lowerer:
             for (name, _), tv in zip(op.results, results):
                 env[name] = self.settle(name, tv)
         return None
+
+    def lower_body(self, block: Block, env: dict, result_types: list) -> list:
+        """Lower a function body; return the values of its `tt.return`.
+
+        Structured bodies are one block. Early returns make several blocks joined by `cf.br` /
+        `cf.cond_br`: each block becomes a label, block arguments and return values become storage,
+        and branches become gotos.
+        """
+        if not block.successors:
+            term = self.lower_block(block, env)
+            return [env[v] for v in term.operands] if term is not None else []
+        blocks = [block] + block.successors
+        labels = {b.label: n.Label(self.fresh(b.label)) for b in blocks}
+        end = n.Label(self.fresh("end"))
+        results = [self.storage_for(ty, "ret") for ty in result_types]
+        arguments = {b.label: [self.storage_for(ty, "barg") for _, ty in b.args] for b in blocks[1:]}
+        for b in blocks[1:]:
+            for (name, ty), storage in zip(b.args, arguments[b.label]):
+                env[name] = self.storage_value(ty, storage)
+        for b in blocks:
+            self.emit(labels[b.label])
+            term = self.lower_block(b, env)
+            self.flush()
+            if term is None or term.name == "tt.return":
+                self.write_all(results, [env[v] for v in (term.operands if term is not None else [])])
+                self.emit(n.Goto(end.name))
+                continue
+            branches = []
+            for target, values in term.attrs["targets"]:
+                outer, body = self.stmts, []
+                self.stmts = body
+                self.write_all(arguments[target], [env[v] for v in values])
+                self.emit(n.Goto(labels[target].name))
+                self.stmts = outer
+                branches.append(body)
+            if term.attrs["condition"]:
+                self.emit(n.If(env[term.operands[0]].scalar(), branches[0], branches[1]))
+            else:
+                self.stmts.extend(branches[0])
+        self.emit(end)
+        return [self.storage_value(ty, s) for ty, s in zip(result_types, results)]
 
     def settle(self, name: str, tv: TVal) -> TVal:
         """Decide whether a new value stays lazy."""
@@ -438,6 +479,10 @@ class Lowerer:
                 return (a if last.value == 0 else b).gen(idx[:-1])
             return n.Select(n.Binary("eq", last, c0(), "i1"), a.gen(idx[:-1]), b.gen(idx[:-1]), a.dtype)
         return derived(op.results[0][1], gen, a, b, cost=0)
+
+    def op_unsplat(self, op: Op, args: list, env: dict) -> TVal:
+        (a,) = args
+        return derived(op.results[0][1], lambda idx: a.gen(tuple(c0() for _ in a.shape)), a, cost=0)
 
     def op_split(self, op: Op, args: list, env: dict) -> list:
         (a,) = args
@@ -736,7 +781,7 @@ class Lowerer:
         acc_t = "f32" if is_float(ty.elem) else "i32"
         if ty.elem in ("f64", "i64"):
             acc_t = ty.elem
-        in_t = "f64" if a.dtype == "f64" else acc_t
+        in_t = acc_t
         self.consumed(a, b, c)
         batch = a.shape[:-2]
         M, K = a.shape[-2:]
@@ -750,27 +795,10 @@ class Lowerer:
         self.loop_nest(ty.shape, lambda idx: self.emit(
             n.BufWrite(D, linear_index(idx, ty.shape), n.Cast(c.gen(idx), acc_t))))
 
-        def body(bidx):
-            base_a = linear_index(bidx, batch) if batch else c0()
-            m, k, j = (n.Var(self.fresh(s), I32) for s in ("m", "k", "j"))
-            bo = n.Binary("mul", base_a, c0(M * K), I32)
-            bb = n.Binary("mul", base_a, c0(K * N), I32)
-            bd = n.Binary("mul", base_a, c0(M * N), I32)
-            av = n.Var(self.fresh("av"), in_t)
-            a_at = n.BufRead(A, n.Binary("add", bo, n.Binary("add", n.Binary("mul", m, c0(K), I32), k, I32), I32))
-            b_at = n.BufRead(B, n.Binary("add", bb, n.Binary("add", n.Binary("mul", k, c0(N), I32), j, I32), I32))
-            d_pos = n.Binary("add", bd, n.Binary("add", n.Binary("mul", m, c0(N), I32), j, I32), I32)
-            prod = n.Binary("mul", av, b_at, in_t)
-            if in_t != acc_t:
-                prod = n.Cast(prod, acc_t)
-            inner = n.For(j, c0(), c0(N), c0(1), [n.BufWrite(D, d_pos, n.Binary("add", n.BufRead(D, d_pos), prod, acc_t))],
-                          vectorize=True)
-            self.emit(n.For(m, c0(), c0(M), c0(1), [
-                n.For(k, c0(), c0(K), c0(1), [n.Declare(av, a_at), inner])]))
-        if batch:
-            self.loop_nest(batch, body, vectorize=False)
-        else:
-            body(())
+        kernel = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}[acc_t]
+        for b in range(_numel(batch)):
+            self.emit(n.Intrinsic(kernel, (c0(M), c0(N), c0(K), buffer_from(A, b * M * K), buffer_from(B, b * K * N),
+                                           buffer_from(D, b * M * N))))
         out = TVal(TType(ty.shape, acc_t), None)
         self.read_buffer(out, D)
         if acc_t != ty.elem:
@@ -921,9 +949,9 @@ class Lowerer:
         for (arg_name, _), value in zip(fn.args, args):
             inner[arg_name] = value
         saved = self.op
-        term = self.lower_block(fn.body, inner)
+        results = self.lower_body(fn.body, inner, fn.result_types)
         self.op = saved
-        return [inner[v] for v in term.operands] if term is not None else []
+        return results
 
     # ---- debugging ----
     def op_print(self, op: Op, args: list, env: dict) -> None:
@@ -961,14 +989,14 @@ def _numel(shape: tuple) -> int:
     return size
 
 
-TERMINATORS = {"tt.return", "scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return"}
+TERMINATORS = {"tt.return", "scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return", "cf.br", "cf.cond_br"}
 
 HANDLERS = {
     "arith.constant": Lowerer.op_constant, "ub.poison": Lowerer.op_poison,
     "tt.get_program_id": Lowerer.op_program_id, "tt.get_num_programs": Lowerer.op_program_id,
     "tt.make_range": Lowerer.op_make_range, "tt.splat": Lowerer.op_splat, "tt.broadcast": Lowerer.op_broadcast,
     "tt.expand_dims": Lowerer.op_expand_dims, "tt.reshape": Lowerer.op_reshape, "tt.trans": Lowerer.op_trans,
-    "tt.join": Lowerer.op_join, "tt.split": Lowerer.op_split, "tt.cat": Lowerer.op_cat, "tt.gather": Lowerer.op_gather,
+    "tt.join": Lowerer.op_join, "tt.unsplat": Lowerer.op_unsplat, "tt.split": Lowerer.op_split, "tt.cat": Lowerer.op_cat, "tt.gather": Lowerer.op_gather,
     "tt.addptr": Lowerer.op_addptr, "tt.load": Lowerer.op_load, "tt.store": Lowerer.op_store,
     "tt.atomic_rmw": Lowerer.op_atomic, "tt.atomic_cas": Lowerer.op_atomic,
     "tt.reduce": Lowerer.op_reduce, "tt.scan": Lowerer.op_scan, "tt.dot": Lowerer.op_dot,
@@ -981,6 +1009,11 @@ HANDLERS = {
     # A program runs on one CPU thread in program order: a barrier only orders pending lazy loads.
     "gpu.barrier": lambda self, op, args, env: self.flush(),
 }
+
+
+def buffer_from(buffer: n.Buffer, offset: int) -> n.Buffer:
+    """The part of `buffer` from element `offset` on, as a call argument (one matrix of a batched dot)."""
+    return buffer if offset == 0 else n.Buffer(f"({buffer.name} + {offset})", buffer.dtype, buffer.size - offset)
 
 
 class KernelText(str):

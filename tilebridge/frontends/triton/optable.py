@@ -56,7 +56,14 @@ _BINARY_MATH = {"pow": "pow", "atan2": "atan2", "fmod": "frem", "hypot": "hypot"
                 "fast_powf": "pow"}
 
 
+# Conversions tilebridge itself emits (see the backend's convert_custom_types): symbol → IR Call.
+CUSTOM_CALLS = {"tb_fp8e4b15_to_fp32": "fp8e4b15_decode", "tb_fp32_to_fp8e4b15": "fp8e4b15_encode",
+                "tb_fp32_to_fp8e4b15_rtz": "fp8e4b15_encode_rtz"}
+
+
 def libdevice_entry(symbol: str) -> tuple[str, str] | None:
+    if symbol in CUSTOM_CALLS:
+        return ("c", CUSTOM_CALLS[symbol])
     name = symbol[5:] if symbol.startswith("__nv_") else symbol
     if name.startswith("fast_") and name[5:] in ("expf", "exp10f", "logf", "log2f", "log10f", "sinf", "cosf", "tanf"):
         name = name[5:]

@@ -42,6 +42,9 @@ class TType:
 class Block:
     args: list  # [(name, TType)]
     ops: list
+    label: str = "bb0"
+    # Further blocks of the same region (unstructured control flow: early returns branch with cf.br).
+    successors: list = field(default_factory=list)
 
 
 @dataclass
@@ -241,12 +244,19 @@ class Parser:
 
     def parse_function(self, header: str) -> Function:
         text, loc = strip_locs(header)
-        m = re.match(r"tt\.func\s+(public|private)?\s*@(\"[^\"]*\"|[\w$.]+)\((.*)\)(?:\s*->\s*(.*?))?"
-                     r"(?:\s+attributes\s*\{.*\})?\s*\{$", text)
+        m = re.match(r"tt\.func\s+(public|private)?\s*@(\"[^\"]*\"|[\w$.]+)\(", text)
         if not m:
             raise TTIRParseError(f"cannot read function header {text!r}")
+        depth, close = 1, m.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(text[close], 0)
+            close += 1
+        arg_text, tail = text[m.end():close - 1], text[close:]
+        rm = re.match(r"\s*(?:->\s*(\(.*?\)|[^\s{]+))?(?:\s+attributes\s*\{.*\})?\s*\{$", tail)
+        if not rm:
+            raise TTIRParseError(f"cannot read function header {text!r}")
         args = []
-        for part in split_top(m.group(3), ","):
+        for part in split_top(arg_text, ","):
             if not part.strip():
                 continue
             name, _, rest = part.partition(":")
@@ -254,26 +264,29 @@ class Parser:
             if "{" in ty:
                 ty = ty[:ty.index("{")]
             args.append((name.strip(), parse_type(ty)))
-        results = parse_type_list(m.group(4)) if m.group(4) else []
+        results = parse_type_list(rm.group(1)) if rm.group(1) else []
         body, _ = self.parse_region_body(block_args=args)
         return Function(m.group(2).strip('"'), args, results, body, m.group(1) != "private", loc)
 
     def parse_region_body(self, block_args: list | None = None) -> tuple[Block, str]:
         """Parse ops until the closing brace; return the block and the closing line's text after `}`."""
-        block = Block(list(block_args or []), [])
+        first = block = Block(list(block_args or []), [])
         while self.pos < len(self.lines):
             raw = self.lines[self.pos]
             self.pos += 1
             if raw.startswith("}"):
-                return block, raw[1:].strip()
+                return first, raw[1:].strip()
             if raw.startswith("^"):
-                text, _ = strip_locs(raw)
-                m = re.match(r"\^\w+(?:\((.*)\))?:$", text)
+                text, _ = strip_locs(raw.split("//")[0])
+                m = re.match(r"\^(\w+)(?:\((.*)\))?:$", text.strip())
                 if block.ops:
-                    raise TTIRParseError("regions with several blocks are not supported (unstructured control flow)")
-                if m and m.group(1):
+                    block = Block([], [], m.group(1) if m else f"bb{len(first.successors) + 1}")
+                    first.successors.append(block)
+                elif m:
+                    block.label = m.group(1)
+                if m and m.group(2):
                     block.args = [(p.split(":")[0].strip(), parse_type(p.split(":", 1)[1]))
-                                  for p in split_top(m.group(1), ",")]
+                                  for p in split_top(m.group(2), ",")]
                 continue
             block.ops.append(self.parse_op(raw))
         raise TTIRParseError("unterminated region")
@@ -434,11 +447,19 @@ def _parse_constant(self: Parser, op: Op, rest: str, results: list) -> None:
     op.results = [(results[0], parse_type(ty))]
 
 
-def _parse_gather(self: Parser, op: Op, rest: str, results: list) -> None:
-    Parser.generic(self, op, rest, results)
+def _parse_branch(self: Parser, op: Op, rest: str, results: list) -> None:
+    """cf.br ^bb1(%a : f32) / cf.cond_br %c, ^bb1, ^bb2(%b : f32): targets with their operands."""
+    targets = []
+    for m in re.finditer(r"\^(\w+)(?:\(([^)]*)\))?", rest):
+        values = _VALUE.findall((m.group(2) or "").split(":")[0])
+        targets.append((m.group(1), values))
+    head = rest.split("^")[0]
+    op.operands = _VALUE.findall(head) + [v for _, values in targets for v in values]
+    op.attrs["targets"] = targets
+    op.attrs["condition"] = bool(_VALUE.findall(head))
 
 
-_SPECIAL = {"scf.for": _parse_for, "scf.if": _parse_if, "scf.while": _parse_while, "tt.print": _parse_print,
+_SPECIAL = {"cf.br": _parse_branch, "cf.cond_br": _parse_branch, "scf.for": _parse_for, "scf.if": _parse_if, "scf.while": _parse_while, "tt.print": _parse_print,
             "tt.assert": _parse_assert, "arith.constant": _parse_constant}
 
 
