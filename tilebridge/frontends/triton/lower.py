@@ -989,14 +989,16 @@ def _numel(shape: tuple) -> int:
     return size
 
 
-TERMINATORS = {"tt.return", "scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return", "cf.br", "cf.cond_br"}
+TERMINATORS = {"tt.return", "scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return",
+               "cf.br", "cf.cond_br"}
 
 HANDLERS = {
     "arith.constant": Lowerer.op_constant, "ub.poison": Lowerer.op_poison,
     "tt.get_program_id": Lowerer.op_program_id, "tt.get_num_programs": Lowerer.op_program_id,
     "tt.make_range": Lowerer.op_make_range, "tt.splat": Lowerer.op_splat, "tt.broadcast": Lowerer.op_broadcast,
     "tt.expand_dims": Lowerer.op_expand_dims, "tt.reshape": Lowerer.op_reshape, "tt.trans": Lowerer.op_trans,
-    "tt.join": Lowerer.op_join, "tt.unsplat": Lowerer.op_unsplat, "tt.split": Lowerer.op_split, "tt.cat": Lowerer.op_cat, "tt.gather": Lowerer.op_gather,
+    "tt.join": Lowerer.op_join, "tt.unsplat": Lowerer.op_unsplat, "tt.split": Lowerer.op_split,
+    "tt.cat": Lowerer.op_cat, "tt.gather": Lowerer.op_gather,
     "tt.addptr": Lowerer.op_addptr, "tt.load": Lowerer.op_load, "tt.store": Lowerer.op_store,
     "tt.atomic_rmw": Lowerer.op_atomic, "tt.atomic_cas": Lowerer.op_atomic,
     "tt.reduce": Lowerer.op_reduce, "tt.scan": Lowerer.op_scan, "tt.dot": Lowerer.op_dot,

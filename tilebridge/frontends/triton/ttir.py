@@ -459,7 +459,8 @@ def _parse_branch(self: Parser, op: Op, rest: str, results: list) -> None:
     op.attrs["condition"] = bool(_VALUE.findall(head))
 
 
-_SPECIAL = {"cf.br": _parse_branch, "cf.cond_br": _parse_branch, "scf.for": _parse_for, "scf.if": _parse_if, "scf.while": _parse_while, "tt.print": _parse_print,
+_SPECIAL = {"cf.br": _parse_branch, "cf.cond_br": _parse_branch, "scf.for": _parse_for, "scf.if": _parse_if,
+            "scf.while": _parse_while, "tt.print": _parse_print,
             "tt.assert": _parse_assert, "arith.constant": _parse_constant}
 
 
