@@ -124,3 +124,27 @@ for r, axis, d in REDUCTION_KEYS:
 @pytest.mark.parametrize("reduction,axis,dtype_name", REDUCTION_KEYS)
 def test_reductions_and_scans(reduction: str, axis: int, dtype_name: str) -> None:
     ORACLE.check(f"red-{reduction}-{axis}-{dtype_name}")
+
+
+WINDOW_SOURCE = """
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def kernel(X, Out, lo, hi, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    window = (offs >= lo) & (offs < hi)
+    x = tl.load(X + offs, mask=window, other=-1.0)
+    total = tl.sum(x, axis=0)
+    tl.store(Out + offs, x * 2 + total * 0.001, mask=offs < n)
+"""
+WINDOWS = [(0, 1000), (37, 1000), (100, 640), (300, 200)]
+for lo, hi in WINDOWS:
+    ORACLE.add(f"window-{lo}-{hi}", Case(WINDOW_SOURCE, "kernel", (4,), [make_input(torch.float32, 1024, 3),
+                                          torch.empty(1024), lo, hi, 1000], [1], dict(BLOCK=256)))
+
+
+@pytest.mark.parametrize("lo,hi", WINDOWS)
+def test_masks_with_lower_and_upper_bounds(lo: int, hi: int) -> None:
+    ORACLE.check(f"window-{lo}-{hi}")

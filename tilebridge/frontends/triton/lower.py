@@ -16,6 +16,7 @@ import struct
 from tilebridge.frontends.triton import optable
 from tilebridge.frontends.triton.ttir import Block, Module, Op, TType, parse_ttir
 from tilebridge.ir import nodes as n
+from tilebridge.ir.passes import optimize
 from tilebridge.ir.types import BITS, is_float, is_pointer, pointee
 
 I32 = "i32"
@@ -1025,7 +1026,7 @@ class KernelText(str):
 
 def lower_module(text: str, options=None) -> KernelText:
     module = parse_ttir(text)
-    kernel = Lowerer(module, options).lower_kernel()
+    kernel = optimize(Lowerer(module, options).lower_kernel())
     out = KernelText(kernel.to_text())
     out.kernel = kernel
     return out

@@ -1,0 +1,58 @@
+"""The loop-IR passes on hand-built kernels: what they rewrite, and that they leave the rest alone."""
+from tilebridge.codegen.c import render_kernel
+from tilebridge.ir import nodes as n
+from tilebridge.ir.passes import masks_to_bounds, optimize, widen_addresses
+
+I32 = "i32"
+i = n.Var("i", I32)
+off = n.Var("off", I32)
+limit = n.Var("limit", I32)
+ptr = n.Var("p", "ptr<f32>")
+
+
+def c(v: int) -> n.Const:
+    return n.Const(v, I32)
+
+
+def masked_store_loop(cond) -> n.For:
+    addr = n.Binary("ptradd", ptr, n.Binary("add", off, i, I32), "ptr<f32>")
+    return n.For(i, c(0), c(256), c(1), [n.If(cond, [n.MemWrite(addr, n.Const(1.0, "f32"))])], vectorize=True)
+
+
+def test_affine_guard_becomes_the_loop_range() -> None:
+    guard = n.Binary("lt", n.Binary("add", off, i, I32), limit, "i1")
+    (loop,) = masks_to_bounds([masked_store_loop(guard)])
+    assert isinstance(loop, n.For) and isinstance(loop.body[0], n.MemWrite)  # no mask left in the body
+    assert "limit" in render_kernel(n.Kernel("k", [off, limit, ptr], [], [loop]))
+
+
+def test_invariant_conjunct_is_hoisted_around_the_loop() -> None:
+    guard = n.Binary("and", n.Binary("lt", off, limit, "i1"),
+                     n.Binary("ge", n.Binary("add", i, off, I32), c(3), "i1"), "i1")
+    (outer,) = masks_to_bounds([masked_store_loop(guard)])
+    assert isinstance(outer, n.If) and outer.cond == n.Binary("lt", off, limit, "i1")
+    assert isinstance(outer.then[0], n.For) and isinstance(outer.then[0].body[0], n.MemWrite)
+
+
+def test_non_affine_guard_is_left_alone() -> None:
+    guard = n.Binary("lt", n.Binary("mul", i, i, I32), limit, "i1")
+    loop = masked_store_loop(guard)
+    assert masks_to_bounds([loop]) == [loop]
+
+
+def test_masked_tile_load_splits_into_inside_and_outside_ranges() -> None:
+    buf = n.Buffer("t", "f32", 256)
+    cond = n.Binary("lt", n.Binary("add", off, i, I32), limit, "i1")
+    value = n.Select(cond, n.MemRead(n.Binary("ptradd", ptr, i, "ptr<f32>"), "f32"), n.Const(0.0, "f32"), "f32")
+    loops = masks_to_bounds([n.For(i, c(0), c(256), c(1), [n.BufWrite(buf, i, value)], vectorize=True)])
+    assert len(loops) == 2
+    assert isinstance(loops[0].body[0].value, n.MemRead)  # where the mask holds: a plain load
+    assert loops[1].body[0].value == n.Const(0.0, "f32")  # past the end: the `other` value
+
+
+def test_address_offsets_are_computed_in_64_bits() -> None:
+    addr = n.Binary("ptradd", ptr, n.Binary("add", off, i, I32), "ptr<f32>")
+    (stmt,) = widen_addresses([n.MemWrite(addr, n.Const(0.0, "f32"))])
+    assert stmt.pointer.b.dtype == "i64"
+    kernel = optimize(n.Kernel("k", [off, ptr], [], [n.MemWrite(addr, n.Const(0.0, "f32"))]))
+    assert "(int64_t)off" in render_kernel(kernel)

@@ -1,0 +1,320 @@
+"""Loop-IR passes that every frontend's kernels go through before C is rendered.
+
+`masks_to_bounds`: Triton programs guard every access with a mask such as `offs < n`, where `offs`
+is the loop index plus an invariant. Evaluated per element, such a mask keeps the C compiler from
+vectorizing (or forces masked instructions). When a loop's guard is a conjunction of terms that
+are affine in the loop index (coefficient 1) or invariant, the pass turns them into loop bounds
+and an `if` around the loop, and the body loses its mask. Selects whose condition has such terms
+(masked loads materialized into a tile) split the loop into the part where the mask holds and the
+parts where it does not.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from tilebridge.ir import nodes as n
+
+TRUE, FALSE = n.Const(True, "i1"), n.Const(False, "i1")
+I64 = "i64"
+
+
+# ---- expression utilities ----------------------------------------------------------------------
+def children(e) -> tuple:
+    match e:
+        case n.BufRead():
+            return (e.index,)
+        case n.MemRead():
+            return (e.pointer,)
+        case n.Unary() | n.Cast() | n.Bitcast():
+            return (e.a,)
+        case n.Binary():
+            return (e.a, e.b)
+        case n.Call():
+            return tuple(e.args)
+        case n.Select():
+            return (e.cond, e.a, e.b)
+    return ()
+
+
+def mentions(e, var: n.Var) -> bool:
+    return e == var or any(mentions(c, var) for c in children(e))
+
+
+def reads_memory(e) -> bool:
+    return isinstance(e, n.MemRead) or any(reads_memory(c) for c in children(e))
+
+
+def conjuncts(e) -> list:
+    if isinstance(e, n.Binary) and e.op == "and" and e.dtype == "i1":
+        return conjuncts(e.a) + conjuncts(e.b)
+    return [e]
+
+
+def offset_from(e, var: n.Var):
+    """If e == var + offset (offset invariant), return offset as an i64 expression, else None."""
+    if e == var:
+        return n.Const(0, I64)
+    if isinstance(e, n.Cast) and e.dtype in ("i32", "i64") and e.a.dtype in ("i32", "i64") and e.mode == "":
+        return offset_from(e.a, var)
+    if isinstance(e, n.Binary) and e.op in ("add", "sub") and e.dtype in ("i32", "i64"):
+        a_has, b_has = mentions(e.a, var), mentions(e.b, var)
+        if a_has and not b_has and not reads_memory(e.b):
+            inner = offset_from(e.a, var)
+            if inner is not None:
+                return n.Binary(e.op, inner, widen(e.b), I64)
+        if b_has and not a_has and e.op == "add" and not reads_memory(e.a):
+            inner = offset_from(e.b, var)
+            if inner is not None:
+                return n.Binary("add", inner, widen(e.a), I64)
+    return None
+
+
+def widen(e):
+    return e if e.dtype == I64 else n.Cast(e, I64)
+
+
+# (op, index side) → (bound kind, adjustment): `var + off < b` gives an upper bound b - off, etc.
+BOUND_FORMS = {("lt", 0): ("hi", 0), ("le", 0): ("hi", 1), ("gt", 1): ("hi", 0), ("ge", 1): ("hi", 1),
+               ("ge", 0): ("lo", 0), ("gt", 0): ("lo", 1), ("le", 1): ("lo", 0), ("lt", 1): ("lo", 1)}
+
+
+def as_bound(c, var: n.Var):
+    """A conjunct `var + off OP b` as ('lo'|'hi', i64 expression), or None."""
+    if not isinstance(c, n.Binary) or c.dtype != "i1" or c.a.dtype not in ("i32", "i64"):
+        return None
+    for side in (0, 1):
+        index_side, other = (c.a, c.b) if side == 0 else (c.b, c.a)
+        form = BOUND_FORMS.get((c.op, side))
+        if form is None or mentions(other, var) or reads_memory(other):
+            continue
+        off = offset_from(index_side, var)
+        if off is None:
+            continue
+        kind, adjust = form
+        value = n.Binary("sub", widen(other), off, I64)
+        if adjust:
+            value = n.Binary("add", value, n.Const(1, I64), I64)
+        return kind, value
+    return None
+
+
+def substitute(e, known: dict):
+    if e in known:
+        return known[e]
+    kids = children(e)
+    if not kids:
+        return e
+    new = tuple(substitute(k, known) for k in kids)
+    if new == kids:
+        return e
+    if isinstance(e, n.Binary) and e.op == "and" and e.dtype == "i1":
+        if TRUE in new:
+            return new[1] if new[0] == TRUE else new[0]
+        if FALSE in new:
+            return FALSE
+    if isinstance(e, n.Select) and new[0] in (TRUE, FALSE):
+        return new[1] if new[0] == TRUE else new[2]
+    return rebuild(e, new)
+
+
+def map_stmts(body: list, fn) -> list:
+    """Apply an expression rewrite to every expression of a statement list; fold constant `if`s."""
+    out = []
+    for s in body:
+        match s:
+            case n.Declare():
+                out.append(n.Declare(s.var, fn(s.init) if s.init is not None else None))
+            case n.Assign():
+                out.append(n.Assign(s.var, fn(s.value)))
+            case n.BufWrite():
+                out.append(n.BufWrite(s.buffer, fn(s.index), fn(s.value)))
+            case n.MemWrite():
+                out.append(n.MemWrite(fn(s.pointer), fn(s.value)))
+            case n.If():
+                cond = fn(s.cond)
+                then, orelse = map_stmts(s.then, fn), map_stmts(s.orelse, fn)
+                if cond == TRUE:
+                    out.extend(then)
+                elif cond == FALSE:
+                    out.extend(orelse)
+                else:
+                    out.append(n.If(cond, then, orelse))
+            case n.For():
+                out.append(dataclasses.replace(s, start=fn(s.start), stop=fn(s.stop), body=map_stmts(s.body, fn)))
+            case n.While():
+                out.append(n.While(map_stmts(s.body, fn)))
+            case n.Atomic():
+                out.append(dataclasses.replace(s, pointer=fn(s.pointer), value=fn(s.value),
+                                               compare=fn(s.compare) if s.compare is not None else None))
+            case n.Assert():
+                out.append(n.Assert(fn(s.cond), s.message))
+            case n.Print():
+                out.append(dataclasses.replace(s, values=tuple(fn(v) for v in s.values)))
+            case _:
+                out.append(s)
+    return out
+
+
+def substitute_stmts(body: list, known: dict) -> list:
+    return map_stmts(body, lambda e: substitute(e, known))
+
+
+def rebuild(e, kids: tuple):
+    """`e` with new children (same kind and attributes)."""
+    match e:
+        case n.BufRead():
+            return n.BufRead(e.buffer, kids[0])
+        case n.MemRead():
+            return n.MemRead(kids[0], e.dtype)
+        case n.Unary() | n.Cast() | n.Bitcast():
+            return dataclasses.replace(e, a=kids[0])
+        case n.Binary():
+            return dataclasses.replace(e, a=kids[0], b=kids[1])
+        case n.Call():
+            return dataclasses.replace(e, args=kids)
+        case n.Select():
+            return n.Select(kids[0], kids[1], kids[2], e.dtype)
+    return e
+
+
+def index64(e):
+    """An address offset computed in 64 bits: i32 +, -, * of offsets cannot then wrap, so the C
+    compiler sees consecutive addresses (with -fwrapv a wrapping i32 sum forces gathers/scatters).
+    Only offsets whose i32 arithmetic would overflow — invalid addresses on any device — differ."""
+    if isinstance(e, n.Binary) and e.op in ("add", "sub", "mul") and e.dtype == "i32":
+        return n.Binary(e.op, index64(e.a), index64(e.b), I64)
+    if isinstance(e, n.Binary) and e.op in ("add", "sub", "mul") and e.dtype == I64:
+        return n.Binary(e.op, index64(e.a), index64(e.b), I64)
+    if isinstance(e, n.Cast) and e.dtype == I64 and e.a.dtype == "i32" and e.mode == "":
+        return index64(e.a)
+    return widen(wide_addresses(e))
+
+
+def wide_addresses(e):
+    kids = children(e)
+    if isinstance(e, n.Binary) and e.op == "ptradd":
+        return n.Binary("ptradd", wide_addresses(e.a), index64(e.b), e.dtype)
+    if not kids:
+        return e
+    new = tuple(wide_addresses(k) for k in kids)
+    return e if new == kids else rebuild(e, new)
+
+
+def widen_addresses(body: list) -> list:
+    return map_stmts(body, wide_addresses)
+
+
+def select_conditions(e, acc: list) -> list:
+    if isinstance(e, n.Select) and e.cond not in acc:
+        acc.append(e.cond)
+    for c in children(e):
+        select_conditions(c, acc)
+    return acc
+
+
+def stmt_exprs(s) -> list:
+    match s:
+        case n.Declare():
+            return [s.init] if s.init is not None else []
+        case n.Assign():
+            return [s.value]
+        case n.BufWrite():
+            return [s.index, s.value]
+        case n.MemWrite():
+            return [s.pointer, s.value]
+    return []
+
+
+# ---- the pass ------------------------------------------------------------------------------------
+def clamp(lo_terms: list, hi_terms: list, start, stop) -> tuple:
+    lo, hi = widen(start), widen(stop)
+    for t in lo_terms:
+        lo = n.Binary("max", lo, t, I64)
+    for t in hi_terms:
+        hi = n.Binary("min", hi, t, I64)
+    hi = n.Binary("max", hi, lo, I64)  # an empty range stays empty
+    return n.Cast(lo, start.dtype), n.Cast(hi, stop.dtype)
+
+
+def split_bounds(terms: list, var: n.Var):
+    """Partition conjuncts into (lo bounds, hi bounds, invariant terms, the affine terms); None if a
+    term is neither affine nor invariant."""
+    lo, hi, invariant, affine = [], [], [], []
+    for c in terms:
+        bound = as_bound(c, var)
+        if bound is not None:
+            (lo if bound[0] == "lo" else hi).append(bound[1])
+            affine.append(c)
+        elif not mentions(c, var) and not reads_memory(c):
+            invariant.append(c)
+        else:
+            return None
+    return lo, hi, invariant, affine
+
+
+def and_all(terms: list):
+    expr = terms[0]
+    for t in terms[1:]:
+        expr = n.Binary("and", expr, t, "i1")
+    return expr
+
+
+def rewrite_for(loop: n.For) -> list:
+    if not (isinstance(loop.step, n.Const) and loop.step.value == 1):
+        return [loop]
+    body, var = loop.body, loop.var
+    # A loop whose whole body is guarded: the guard becomes the loop's range.
+    if len(body) == 1 and isinstance(body[0], n.If) and not body[0].orelse:
+        parts = split_bounds(conjuncts(body[0].cond), var)
+        if parts is not None and (parts[0] or parts[1]):
+            lo, hi, invariant, affine = parts
+            start, stop = clamp(lo, hi, loop.start, loop.stop)
+            inner = substitute_stmts(body[0].then, {c: TRUE for c in affine + invariant})
+            new = dataclasses.replace(loop, start=start, stop=stop, body=inner)
+            return [n.If(and_all(invariant), [new])] if invariant else [new]
+    # Selects on an affine condition (masked loads into a tile): split the range in three.
+    conditions = []
+    for s in body:
+        for e in stmt_exprs(s):
+            select_conditions(e, conditions)
+    if len(conditions) != 1 or any(isinstance(s, (n.If, n.For, n.While)) for s in body):
+        return [loop]
+    parts = split_bounds(conjuncts(conditions[0]), var)
+    if parts is None or parts[2] or not (parts[0] or parts[1]):
+        return [loop]
+    lo, hi, _, affine = parts
+    start, stop = clamp(lo, hi, loop.start, loop.stop)
+    inside = substitute_stmts(body, {c: TRUE for c in affine})
+    outside = substitute_stmts(body, {conditions[0]: FALSE})
+    loops = []
+    if lo:
+        loops.append(dataclasses.replace(loop, stop=start, body=outside))
+    loops.append(dataclasses.replace(loop, start=start, stop=stop, body=inside))
+    if hi:
+        loops.append(dataclasses.replace(loop, start=stop, body=outside))
+    return loops
+
+
+def masks_to_bounds(body: list) -> list:
+    out = []
+    for s in body:
+        match s:
+            case n.For():
+                out.extend(rewrite_for(dataclasses.replace(s, body=masks_to_bounds(s.body))))
+            case n.If():
+                out.append(n.If(s.cond, masks_to_bounds(s.then), masks_to_bounds(s.orelse)))
+            case n.While():
+                out.append(n.While(masks_to_bounds(s.body)))
+            case _:
+                out.append(s)
+    return out
+
+
+PIPELINE = [masks_to_bounds, widen_addresses]
+
+
+def optimize(kernel: n.Kernel) -> n.Kernel:
+    body = kernel.body
+    for p in PIPELINE:
+        body = p(body)
+    return dataclasses.replace(kernel, body=body)
