@@ -358,6 +358,7 @@ def render_kernel(kernel: n.Kernel) -> str:
         "        if (!arena) { failed = 1; continue; }",
         "        int32_t x = (int32_t)(p % gx), y = (int32_t)((p / gx) % gy), z = (int32_t)(p / ((int64_t)gx * gy));",
         f"        {kernel.name}_program({args});",
+        f"        tb_arena_check(arena, {arena});",
         "    }",
         "    return failed;",
         "}",

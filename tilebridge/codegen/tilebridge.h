@@ -174,15 +174,29 @@ TB_DOT_GENERIC(tb_dot_f64, double)
 TB_DOT_GENERIC(tb_dot_i32, int32_t)
 TB_DOT_GENERIC(tb_dot_i64, int64_t)
 
-/* ---- per-thread arena for a program's tiles: allocated once per thread, reused by every launch ---- */
+/* ---- per-thread arena for a program's tiles: allocated once per thread, reused by every launch.
+ * With TB_CHECK_ARENA (TILEBRIDGE_CHECK_ARENA=1, as the tests build) a canary follows the tiles and
+ * is checked after every program, so an out-of-bounds tile write fails loudly. ---- */
+#define TB_CANARY 64
 static __thread char* tb_arena_ptr = 0;
 static __thread size_t tb_arena_size = 0;
 static inline char* tb_arena(size_t bytes) {
     if (bytes > tb_arena_size) {
         free(tb_arena_ptr);
-        tb_arena_ptr = (char*)aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        tb_arena_ptr = (char*)aligned_alloc(64, ((bytes + 63) & ~(size_t)63) + TB_CANARY);
         tb_arena_size = tb_arena_ptr ? bytes : 0;
     }
+#ifdef TB_CHECK_ARENA
+    if (tb_arena_ptr) memset(tb_arena_ptr + bytes, 0xA5, TB_CANARY);
+#endif
     return tb_arena_ptr;
+}
+static inline void tb_arena_check(const char* arena, size_t bytes) {
+#ifdef TB_CHECK_ARENA
+    for (int i = 0; i < TB_CANARY; i++)
+        if ((unsigned char)arena[bytes + i] != 0xA5) { tb_assert_fail("tile arena overflow (a tilebridge bug)"); return; }
+#else
+    (void)arena; (void)bytes;
+#endif
 }
 #endif

@@ -232,6 +232,7 @@ def clamp(lo_terms: list, hi_terms: list, start, stop) -> tuple:
         lo = n.Binary("max", lo, t, I64)
     for t in hi_terms:
         hi = n.Binary("min", hi, t, I64)
+    lo = n.Binary("min", lo, widen(stop), I64)  # both ends stay inside the original range
     hi = n.Binary("max", hi, lo, I64)  # an empty range stays empty
     return n.Cast(lo, start.dtype), n.Cast(hi, stop.dtype)
 

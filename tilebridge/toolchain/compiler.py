@@ -21,6 +21,11 @@ CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp", "-fwrapv", "-f
 LIBS = ["-lmvec", "-lm"]
 
 
+def cflags() -> list[str]:
+    """The flags in force: TILEBRIDGE_CHECK_ARENA=1 adds the tile-arena overflow check."""
+    return CFLAGS + (["-DTB_CHECK_ARENA"] if os.environ.get("TILEBRIDGE_CHECK_ARENA") == "1" else [])
+
+
 class CompilerNotFound(RuntimeError):
     pass
 
@@ -60,7 +65,7 @@ def toolchain_hash() -> str:
     served stale binaries from triton's cache.
     """
     parts = [p.read_bytes() for p in _package_sources()]
-    return digest(compiler_version(), " ".join(CFLAGS + LIBS), *parts)[:32]
+    return digest(compiler_version(), " ".join(cflags() + LIBS), *parts)[:32]
 
 
 def build_shared_library(source: str, name: str) -> bytes:
@@ -69,7 +74,7 @@ def build_shared_library(source: str, name: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="tilebridge-build-") as tmp:
         src, lib = Path(tmp) / f"{name}.c", Path(tmp) / f"{name}.so"
         src.write_text(source)
-        cmd = [compiler, *CFLAGS, "-I", str(Path(__file__).resolve().parent.parent / "codegen"),
+        cmd = [compiler, *cflags(), "-I", str(Path(__file__).resolve().parent.parent / "codegen"),
                str(src), "-o", str(lib), *LIBS]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:

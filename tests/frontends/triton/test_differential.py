@@ -139,7 +139,7 @@ def kernel(X, Out, lo, hi, n, BLOCK: tl.constexpr):
     total = tl.sum(x, axis=0)
     tl.store(Out + offs, x * 2 + total * 0.001, mask=offs < n)
 """
-WINDOWS = [(0, 1000), (37, 1000), (100, 640), (300, 200)]
+WINDOWS = [(0, 1000), (37, 1000), (100, 640), (300, 200), (700, 1000)]  # windows past whole blocks too
 for lo, hi in WINDOWS:
     ORACLE.add(f"window-{lo}-{hi}", Case(WINDOW_SOURCE, "kernel", (4,), [make_input(torch.float32, 1024, 3),
                                           torch.empty(1024), lo, hi, 1000], [1], dict(BLOCK=256)))
