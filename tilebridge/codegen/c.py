@@ -32,7 +32,7 @@ FLOAT_COMPARE = {  # MLIR cmpf predicates beyond the ordered C operators
 INT_HELPERS = {"div", "rem", "divu", "remu", "shl", "shr", "shru", "mulhi", "mulhiu", "floordiv"}
 INT_MINMAX = {"max": "({a} > {b} ? {a} : {b})", "min": "({a} < {b} ? {a} : {b})"}
 FLOAT_BINARY = {  # (f32 template, f64 template)
-    "fmax": ("fmaxf({a}, {b})", "fmax({a}, {b})"), "fmin": ("fminf({a}, {b})", "fmin({a}, {b})"),
+    "fmax": ("tb_fmaxf({a}, {b})", "tb_fmax({a}, {b})"), "fmin": ("tb_fminf({a}, {b})", "tb_fmin({a}, {b})"),
     "fmaximum": ("tb_maximumf({a}, {b})", "tb_maximum({a}, {b})"),
     "fminimum": ("tb_minimumf({a}, {b})", "tb_minimum({a}, {b})"),
     "frem": ("fmodf({a}, {b})", "fmod({a}, {b})"), "pow": ("powf({a}, {b})", "pow({a}, {b})"),

@@ -100,7 +100,12 @@ static inline int32_t tb_ctz32(int32_t a) { return a == 0 ? 32 : __builtin_ctz((
 static inline int32_t tb_ctz64(int64_t a) { return a == 0 ? 64 : __builtin_ctzll((uint64_t)a); }
 static inline int32_t tb_brev32(int32_t a) { uint32_t x = (uint32_t)a, r = 0; for (int i = 0; i < 32; i++) { r = (r << 1) | (x & 1); x >>= 1; } return (int32_t)r; }
 
-/* ---- floats ---- */
+/* ---- floats: maxNum/minNum (a NaN operand loses) written as selects, which vectorize; gcc keeps
+ * fmaxf/fminf as scalar calls unless NaNs are ruled out by fast-math ---- */
+static inline float tb_fmaxf(float a, float b) { return (a > b || b != b) ? a : b; }
+static inline float tb_fminf(float a, float b) { return (a < b || b != b) ? a : b; }
+static inline double tb_fmax(double a, double b) { return (a > b || b != b) ? a : b; }
+static inline double tb_fmin(double a, double b) { return (a < b || b != b) ? a : b; }
 static inline float tb_maximumf(float a, float b) { return (a != a || b != b) ? NAN : (a > b ? a : (b > a ? b : (signbit(a) ? b : a))); }
 static inline float tb_minimumf(float a, float b) { return (a != a || b != b) ? NAN : (a < b ? a : (b < a ? b : (signbit(a) ? a : b))); }
 static inline double tb_maximum(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : (b > a ? b : (signbit(a) ? b : a))); }
