@@ -100,6 +100,41 @@ static inline int32_t tb_ctz32(int32_t a) { return a == 0 ? 32 : __builtin_ctz((
 static inline int32_t tb_ctz64(int64_t a) { return a == 0 ? 64 : __builtin_ctzll((uint64_t)a); }
 static inline int32_t tb_brev32(int32_t a) { uint32_t x = (uint32_t)a, r = 0; for (int i = 0; i < 32; i++) { r = (r << 1) | (x & 1); x >>= 1; } return (int32_t)r; }
 
+/* ---- exp and exp2 without branches: glibc's vector expf drops to a scalar path whenever a lane
+ * is special (-inf is common: masked-out softmax lanes), which made softmax 2x slower.
+ * 2^n * exp(r) with n = round(x / ln2), r reduced in two parts (Cody-Waite), a degree-7 polynomial,
+ * and 2^n applied in two halves so subnormal results stay exact. About 1 ulp. ---- */
+static inline float tb_exp_reduced(float n, float r) {
+    float z = r * r;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f; p = p * r + 8.3334519073e-3f; p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f; p = p * r + 5.0000001201e-1f;
+    float e = p * z + r + 1.0f;
+    int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, 4); memcpy(&s2, &b2, 4);
+    return e * s1 * s2;
+}
+static inline float tb_expf(float x) {
+    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    float n = rintf(xc * 1.44269504088896341f);
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float y = tb_exp_reduced(n, r);
+    y = x < -104.0f ? 0.0f : y;
+    y = x > 88.7228394f ? INFINITY : y;
+    return x != x ? x : y;
+}
+static inline float tb_exp2f(float x) {
+    float xc = x < -150.0f ? -150.0f : (x > 128.0f ? 128.0f : x);
+    float n = rintf(xc);
+    float y = tb_exp_reduced(n, (xc - n) * 0.693147180559945309f);
+    y = x < -150.0f ? 0.0f : y;
+    y = x >= 128.0f ? INFINITY : y;
+    return x != x ? x : y;
+}
+
 /* ---- floats: maxNum/minNum (a NaN operand loses) written as selects, which vectorize; gcc keeps
  * fmaxf/fminf as scalar calls unless NaNs are ruled out by fast-math ---- */
 static inline float tb_fmaxf(float a, float b) { return (a > b || b != b) ? a : b; }
@@ -148,23 +183,29 @@ int tb_take_assert(char* out, int n) { int f = tb_assert_failed; if (f) { snprin
  * The fp32 micro-kernel keeps an MR x 32 block of C in vector registers across the whole K loop
  * (GCC vector extensions: AVX-512 here, split into narrower registers elsewhere). */
 typedef float tb_v16f __attribute__((vector_size(64), aligned(4)));
-#define TB_DOT_BLOCK(MR) \
+#define TB_LD(p) (*(const tb_v16f*)(p))
+#define TB_ST(p, v) (*(tb_v16f*)(p) = (v))
+/* One row of the MR x 32 block: two vector accumulators, named so they stay in registers. */
+#define TB_ROW_DECL(i) tb_v16f c##i##0 = TB_LD(&C[(m0 + i) * N + n0]), c##i##1 = TB_LD(&C[(m0 + i) * N + n0 + 16]);
+#define TB_ROW_FMA(i) { float a = A[(m0 + i) * K + k]; c##i##0 += a * b0; c##i##1 += a * b1; }
+#define TB_ROW_STORE(i) TB_ST(&C[(m0 + i) * N + n0], c##i##0); TB_ST(&C[(m0 + i) * N + n0 + 16], c##i##1);
+#define TB_DOT_BLOCK(MR, ROWS) \
     for (int m0 = 0; m0 < M; m0 += MR) for (int n0 = 0; n0 < N; n0 += 32) { \
-        tb_v16f acc[MR][2]; \
-        for (int i = 0; i < MR; i++) { acc[i][0] = *(const tb_v16f*)&C[(m0 + i) * N + n0]; \
-                                       acc[i][1] = *(const tb_v16f*)&C[(m0 + i) * N + n0 + 16]; } \
-        for (int k = 0; k < K; k++) { \
-            tb_v16f b0 = *(const tb_v16f*)&B[k * N + n0], b1 = *(const tb_v16f*)&B[k * N + n0 + 16]; \
-            for (int i = 0; i < MR; i++) { float a = A[(m0 + i) * K + k]; acc[i][0] += a * b0; acc[i][1] += a * b1; } \
+        ROWS(TB_ROW_DECL) \
+        _Pragma("GCC unroll 2") for (int k = 0; k < K; k++) { \
+            tb_v16f b0 = TB_LD(&B[k * N + n0]), b1 = TB_LD(&B[k * N + n0 + 16]); \
+            ROWS(TB_ROW_FMA) \
         } \
-        for (int i = 0; i < MR; i++) { *(tb_v16f*)&C[(m0 + i) * N + n0] = acc[i][0]; \
-                                       *(tb_v16f*)&C[(m0 + i) * N + n0 + 16] = acc[i][1]; } \
+        ROWS(TB_ROW_STORE) \
     }
-static inline __attribute__((always_inline)) void tb_dot_f32(int M, int N, int K, const float* restrict A,
+#define TB_ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define TB_ROWS4(X) X(0) X(1) X(2) X(3)
+#define TB_ROWS1(X) X(0)
+static __attribute__((noinline)) void tb_dot_f32(int M, int N, int K, const float* restrict A,
                                                              const float* restrict B, float* restrict C) {
-    if (N % 32 == 0 && M % 8 == 0) { TB_DOT_BLOCK(8) return; }
-    if (N % 32 == 0 && M % 4 == 0) { TB_DOT_BLOCK(4) return; }
-    if (N % 32 == 0) { TB_DOT_BLOCK(1) return; }
+    if (N % 32 == 0 && M % 8 == 0) { TB_DOT_BLOCK(8, TB_ROWS8) return; }
+    if (N % 32 == 0 && M % 4 == 0) { TB_DOT_BLOCK(4, TB_ROWS4) return; }
+    if (N % 32 == 0) { TB_DOT_BLOCK(1, TB_ROWS1) return; }
     for (int m = 0; m < M; m++) for (int k = 0; k < K; k++) {
         float a = A[m * K + k];
         #pragma omp simd

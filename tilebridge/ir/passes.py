@@ -194,6 +194,8 @@ def wide_addresses(e):
     kids = children(e)
     if isinstance(e, n.Binary) and e.op == "ptradd":
         return n.Binary("ptradd", wide_addresses(e.a), index64(e.b), e.dtype)
+    if isinstance(e, n.BufRead):  # tile indices too: a loop starting at a computed bound must stay contiguous
+        return n.BufRead(e.buffer, index64(e.index))
     if not kids:
         return e
     new = tuple(wide_addresses(k) for k in kids)
@@ -201,7 +203,19 @@ def wide_addresses(e):
 
 
 def widen_addresses(body: list) -> list:
-    return map_stmts(body, wide_addresses)
+    out = map_stmts(body, wide_addresses)
+    return [rewrite_buffer_writes(s) for s in out]
+
+
+def rewrite_buffer_writes(s):
+    match s:
+        case n.BufWrite():
+            return n.BufWrite(s.buffer, index64(s.index), s.value)
+        case n.If():
+            return n.If(s.cond, [rewrite_buffer_writes(t) for t in s.then], [rewrite_buffer_writes(t) for t in s.orelse])
+        case n.For() | n.While():
+            return dataclasses.replace(s, body=[rewrite_buffer_writes(t) for t in s.body])
+    return s
 
 
 def select_conditions(e, acc: list) -> list:
@@ -281,11 +295,11 @@ def rewrite_for(loop: n.For) -> list:
     if len(conditions) != 1 or any(isinstance(s, (n.If, n.For, n.While)) for s in body):
         return [loop]
     parts = split_bounds(conjuncts(conditions[0]), var)
-    if parts is None or parts[2] or not (parts[0] or parts[1]):
+    if parts is None or not (parts[0] or parts[1]):
         return [loop]
-    lo, hi, _, affine = parts
+    lo, hi, invariant, affine = parts
     start, stop = clamp(lo, hi, loop.start, loop.stop)
-    inside = substitute_stmts(body, {c: TRUE for c in affine})
+    inside = substitute_stmts(body, {c: TRUE for c in affine + invariant})
     outside = substitute_stmts(body, {conditions[0]: FALSE})
     loops = []
     if lo:
@@ -293,6 +307,8 @@ def rewrite_for(loop: n.For) -> list:
     loops.append(dataclasses.replace(loop, start=start, stop=stop, body=inside))
     if hi:
         loops.append(dataclasses.replace(loop, start=stop, body=outside))
+    if invariant:  # e.g. the row mask of a 2-D tile: rows past the end take the `other` value throughout
+        return [n.If(and_all(invariant), loops, [dataclasses.replace(loop, body=outside)])]
     return loops
 
 

@@ -30,12 +30,13 @@ class LoweringError(NotImplementedError):
 
 class TVal:
     """A TTIR value during lowering: its type and a generator of its element at an index."""
-    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized")
+    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized", "buffer")
 
     def __init__(self, type_: TType, gen, cost: int = 0, loads: frozenset = frozenset(),
                  reads: frozenset = frozenset(), materialized: bool = False) -> None:
         self.type, self.gen, self.cost, self.loads, self.reads = type_, gen, cost, loads, reads
         self.materialized = materialized
+        self.buffer: n.Buffer | None = None  # the whole-tile buffer holding the value, once there is one
 
     @property
     def shape(self) -> tuple:
@@ -149,6 +150,7 @@ class Lowerer:
         shape = tv.shape
         tv.gen = lambda idx: n.BufRead(buf, linear_index(idx, shape))
         tv.cost, tv.loads, tv.reads, tv.materialized = 0, frozenset(), frozenset([buf.name]), True
+        tv.buffer = buf if buf.size == tv.type.numel else None
 
     def materialize(self, tv: TVal, stem: str = "t") -> TVal:
         if tv.materialized:
@@ -789,17 +791,21 @@ class Lowerer:
         N = b.shape[-1]
         A = self.new_buffer(in_t, a.type.numel, "dot_a")
         B = self.new_buffer(in_t, b.type.numel, "dot_b")
-        D = self.new_buffer(acc_t, ty.numel, "dot")
         for src, buf in ((a, A), (b, B)):
             self.loop_nest(src.shape, lambda idx, s=src, bf=buf: self.emit(
                 n.BufWrite(bf, linear_index(idx, s.shape), n.Cast(s.gen(idx), in_t))))
-        self.loop_nest(ty.shape, lambda idx: self.emit(
-            n.BufWrite(D, linear_index(idx, ty.shape), n.Cast(c.gen(idx), acc_t))))
+        if c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1:
+            # The accumulator has no other use (typically a loop-carried tile): accumulate in place.
+            D = c.buffer
+        else:
+            D = self.new_buffer(acc_t, ty.numel, "dot")
+            self.loop_nest(ty.shape, lambda idx: self.emit(
+                n.BufWrite(D, linear_index(idx, ty.shape), n.Cast(c.gen(idx), acc_t))))
 
         kernel = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}[acc_t]
-        for b in range(_numel(batch)):
-            self.emit(n.Intrinsic(kernel, (c0(M), c0(N), c0(K), buffer_from(A, b * M * K), buffer_from(B, b * K * N),
-                                           buffer_from(D, b * M * N))))
+        for i in range(_numel(batch)):
+            self.emit(n.Intrinsic(kernel, (c0(M), c0(N), c0(K), buffer_from(A, i * M * K), buffer_from(B, i * K * N),
+                                           buffer_from(D, i * M * N))))
         out = TVal(TType(ty.shape, acc_t), None)
         self.read_buffer(out, D)
         if acc_t != ty.elem:

@@ -1,0 +1,98 @@
+"""The machine's measured limits, in the same run as the kernels: copy bandwidth and sgemm rate.
+
+A roofline from datasheet peaks would say little on a shared virtual machine, whose cores, memory
+channels and turbo state are unknown; what PyTorch itself achieves on the same machine, minutes
+apart, is the attainable limit. So the memory roof is a `copy_` of a tensor far larger than the
+private caches (read + write counted), and the compute roof is ATen's fp32 GEMM (MKL/oneDNN) on
+2048^2 matrices. A case's roofline time is bytes / bandwidth for memory-bound kernels and flops /
+sgemm rate for compute-bound ones; "fraction of roofline" is roofline time / tilebridge time.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass
+
+import torch
+
+from tilebridge.bench.timing import TimingPolicy, median_time
+
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "asimd", "sve")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the report says about the host, and its two measured roofs."""
+
+    cpu_model: str
+    cores: int
+    simd_flags: dict[str, bool]
+    l3_cache: str
+    torch_threads: int
+    copy_bytes: int
+    copy_bandwidth_gbs: float  # 1e9 bytes per second, read + write
+    sgemm_size: int
+    sgemm_gflops: float
+
+    def roofline_s(self, bound: str, moved_bytes: int, flops: int) -> float:
+        """Seconds the case would take at the measured limit of whatever bounds it."""
+        if bound == "memory":
+            return moved_bytes / (self.copy_bandwidth_gbs * 1e9)
+        return flops / (self.sgemm_gflops * 1e9)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model"):
+                    model = value.strip()
+                elif key in ("flags", "Features"):
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
+def _l3_cache() -> str:
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as size:
+            return size.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def measure_copy_bandwidth(megabytes: int = 256, policy: TimingPolicy | None = None) -> float:
+    """GB/s of `dst.copy_(src)` for fp32 tensors of `megabytes` MiB, counting the read and the write."""
+    src = torch.randn(megabytes * (1 << 20) // 4)
+    dst = torch.empty_like(src)
+    seconds = median_time(lambda: dst.copy_(src), policy or TimingPolicy(budget_s=1.0, min_repetitions=5))
+    return 2 * src.numel() * 4 / seconds / 1e9
+
+
+def measure_sgemm_rate(size: int = 2048, policy: TimingPolicy | None = None) -> float:
+    """GFLOP/s of `torch.mm` on two fp32 size x size matrices (2 size^3 flops per product)."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
+    seconds = median_time(lambda: torch.mm(a, b), policy or TimingPolicy(budget_s=1.0, min_repetitions=5))
+    return 2 * size**3 / seconds / 1e9
+
+
+def measure_machine(quick: bool = False) -> Machine:
+    """Describe the host and measure its roofs; quick mode uses smaller (cache-resident, so optimistic) sizes."""
+    model, flags = _cpuinfo()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    copy_megabytes, sgemm_size = (32, 512) if quick else (256, 2048)
+    policy = TimingPolicy(budget_s=0.1, min_repetitions=3) if quick else None
+    return Machine(cpu_model=model, cores=cores, simd_flags={flag: flag in flags for flag in SIMD_FLAGS},
+                   l3_cache=_l3_cache(), torch_threads=torch.get_num_threads(), copy_bytes=2 * copy_megabytes << 20,
+                   copy_bandwidth_gbs=measure_copy_bandwidth(copy_megabytes, policy), sgemm_size=sgemm_size,
+                   sgemm_gflops=measure_sgemm_rate(sgemm_size, policy))
