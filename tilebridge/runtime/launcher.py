@@ -6,6 +6,8 @@ built once (tensor → data pointer, after a device check), the grid and the thr
 from __future__ import annotations
 
 import ctypes
+import importlib.machinery
+import importlib.util
 import threading
 
 from tilebridge.ir.types import SIGNATURE_TYPES
@@ -31,7 +33,19 @@ def load_library(binary: bytes) -> ctypes.CDLL:
         lib = _libraries.get(path)
         if lib is None:
             lib = _libraries[path] = ctypes.CDLL(path)
+            lib.python_entry = _python_entry(lib, path)
     return lib
+
+
+def _python_entry(lib: ctypes.CDLL, path: str):
+    """The library's CPython `launch` function, or None where it was built without Python's headers."""
+    if not hasattr(lib, "PyInit_tb_kernel"):
+        return None
+    loader = importlib.machinery.ExtensionFileLoader("tb_kernel", path)
+    spec = importlib.util.spec_from_file_location("tb_kernel", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module.launch
 
 
 def _flatten(signature, out: list) -> list:
@@ -54,19 +68,20 @@ def _flatten_args(args, out: list) -> list:
 
 def _pointer(name: str):
     def convert(value):
-        if value is None:
-            return None
-        device = getattr(value, "device", None)
-        if device is not None and getattr(device, "type", "cpu") != "cpu":
-            raise KernelLaunchError(f"argument {name!r} is a tensor on {device}; tilebridge runs kernels on CPU "
-                                    "tensors (move it with .cpu(), or use the GPU driver for GPU tensors)")
         try:
-            return value.data_ptr()
+            if value.is_cpu:  # a torch tensor on the CPU: the common case, kept fast
+                return value.data_ptr()
         except AttributeError:
+            if value is None:
+                return None
             if isinstance(value, int):
                 return value
+            if hasattr(value, "data_ptr"):
+                return value.data_ptr()
             raise KernelLaunchError(f"argument {name!r} must be a tensor (an object with data_ptr()), "
                                     f"got {type(value).__name__}") from None
+        raise KernelLaunchError(f"argument {name!r} is a tensor on {value.device}; tilebridge runs kernels on CPU "
+                                "tensors (move it with .cpu(), or use the GPU driver for GPU tensors)")
     return convert
 
 
@@ -96,6 +111,8 @@ class Launcher:
             flat_types += leaves
             flat_names += [name] * len(leaves)
         self.keep = [ty != "constexpr" for ty in flat_types]
+        self.has_tuples = any(isinstance(signature[name] if isinstance(signature, dict) else signature[i], tuple)
+                              for i, name in enumerate(arg_names))
         self.converters, argtypes = [], [ctypes.c_int32] * 4
         for ty, name, keep in zip(flat_types, flat_names, self.keep):
             if not keep:
@@ -113,6 +130,7 @@ class Launcher:
         self.name = metadata.name
         self.num_threads = getattr(metadata, "num_threads", 0) or 0
         self.function = None
+        self.entry = None
         self.argtypes = argtypes
 
     def bind(self, library: ctypes.CDLL):
@@ -120,31 +138,39 @@ class Launcher:
         function.argtypes = self.argtypes
         function.restype = ctypes.c_int
         self.library = library
+        self.entry = getattr(library, "python_entry", None)
         self.function = function
         return function
 
     def __call__(self, gridX, gridY, gridZ, stream, function, packed_metadata, launch_metadata,
                  enter_hook, exit_hook, *args):
         fn = self.function if self.function is not None else self.bind(function)
-        flat = _flatten_args(args, [])
-        values = [convert(a) for convert, a in zip(self.converters, (a for a, k in zip(flat, self.keep) if k))]
+        if self.has_tuples:
+            args = _flatten_args(args, [])
         if enter_hook is not None:
             enter_hook(launch_metadata)
         if gridX * gridY * gridZ > 0:
             threads = self.num_threads or _torch_threads()
-            if fn(gridX, gridY, gridZ, threads, *values):
-                raise MemoryError(f"kernel {self.name}: could not allocate the per-thread tile arena")
-            self.check_asserts()
+            if self.entry is not None:
+                values = [a for a, k in zip(args, self.keep) if k]
+                status = self.entry(gridX, gridY, gridZ, threads, *values)
+            else:
+                values = [convert(a) for convert, a in zip(self.converters, (a for a, k in zip(args, self.keep) if k))]
+                status = fn(gridX, gridY, gridZ, threads, *values)
+            if status:
+                self.raise_status(status, values)
         if exit_hook is not None:
             exit_hook(launch_metadata)
 
-    def check_asserts(self) -> None:
-        take = getattr(self.library, "tb_take_assert", None)
-        if take is None:
-            return
+    def raise_status(self, status: int, values: list) -> None:
+        if status < 0:  # argument -(status + 1) was refused by the C entry: let its converter explain why
+            self.converters[-status - 1](values[-status - 1])
+            raise KernelLaunchError(f"kernel {self.name}: argument {-status} cannot be passed to the CPU")
+        if status == 1:
+            raise MemoryError(f"kernel {self.name}: could not allocate the per-thread tile arena")
         buf = ctypes.create_string_buffer(512)
-        if take(buf, 512):
-            raise AssertionError(f"device-side assertion failed in kernel {self.name}: {buf.value.decode()}")
+        self.library.tb_take_assert(buf, 512)
+        raise AssertionError(f"device-side assertion failed in kernel {self.name}: {buf.value.decode()}")
 
 
 def _torch_threads() -> int:

@@ -11,6 +11,8 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -21,9 +23,19 @@ CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-fopenmp", "-fwrapv", "-f
 LIBS = ["-lmvec", "-lm"]
 
 
+@functools.cache
+def python_include() -> str | None:
+    """Python's headers, for the kernels' CPython launch entry; without them launches go through ctypes."""
+    path = sysconfig.get_paths().get("include")
+    return path if path and os.path.exists(os.path.join(path, "Python.h")) else None
+
+
 def cflags() -> list[str]:
     """The flags in force: TILEBRIDGE_CHECK_ARENA=1 adds the tile-arena overflow check."""
-    return CFLAGS + (["-DTB_CHECK_ARENA"] if os.environ.get("TILEBRIDGE_CHECK_ARENA") == "1" else [])
+    flags = CFLAGS + (["-DTB_CHECK_ARENA"] if os.environ.get("TILEBRIDGE_CHECK_ARENA") == "1" else [])
+    if python_include() is not None:
+        flags += ["-DTB_PYTHON", "-I", python_include()]
+    return flags
 
 
 class CompilerNotFound(RuntimeError):
@@ -65,7 +77,7 @@ def toolchain_hash() -> str:
     served stale binaries from triton's cache.
     """
     parts = [p.read_bytes() for p in _package_sources()]
-    return digest(compiler_version(), " ".join(cflags() + LIBS), *parts)[:32]
+    return digest(compiler_version(), sys.version, " ".join(cflags() + LIBS), *parts)[:32]
 
 
 def build_shared_library(source: str, name: str) -> bytes:
