@@ -6,7 +6,7 @@ from tilebridge.frontends.triton.ttir import TTIRParseError, TType, parse_ttir, 
 MODULE = '''
 #loc = loc("/src/kernel.py":3:0)
 module {
-  tt.func public @k(%x: !tt.ptr<f32> {tt.divisibility = 16 : i32} loc("x"(#loc)), %n: i32 loc("n"(#loc))) attributes {noinline = false} {
+  tt.func public @k(%x: !tt.ptr<f32> loc("x"(#loc)), %n: i32 loc("n"(#loc))) attributes {noinline = false} {
     %c0_i32 = arith.constant 0 : i32 loc(#loc1)
     %cst = arith.constant dense<0xFF800000> : tensor<128xf32> loc(#loc1)
     %r = tt.make_range {end = 128 : i32, start = 0 : i32} : tensor<128xi32> loc(#loc2)
