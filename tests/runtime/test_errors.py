@@ -85,3 +85,21 @@ def test_unwritable_cache_dir_warns_and_uses_a_private_cache(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert "launched" in result.stdout
     assert "not writable" in result.stderr and "private cache" in result.stderr
+
+
+def test_dump_and_override_stages(tmp_path) -> None:
+    dump = tmp_path / "dump"
+    result = run_snippet(LAUNCH, TILEBRIDGE_DUMP=str(dump), TILEBRIDGE_CACHE_DIR=str(tmp_path / "c1"))
+    assert result.returncode == 0, result.stderr
+    files = {p.name for p in dump.iterdir()}
+    assert {"scale_kernel.ttir", "scale_kernel.tbir", "scale_kernel.c"} <= files
+    assert "tt.func" in (dump / "scale_kernel.ttir").read_text()
+    # A replaced C source is what runs: here it scales by 3 instead of the factor passed.
+    override = tmp_path / "override"
+    override.mkdir()
+    source = (dump / "scale_kernel.c").read_text().replace("* a_factor", "* 3.0f")
+    assert "* 3.0f" in source
+    (override / "scale_kernel.c").write_text(source)
+    check = LAUNCH.replace("assert torch.allclose(o, x * 2)", "assert torch.allclose(o, x * 3)")
+    result = run_snippet(check, TILEBRIDGE_OVERRIDE_DIR=str(override), TILEBRIDGE_CACHE_DIR=str(tmp_path / "c2"))
+    assert result.returncode == 0, result.stderr

@@ -136,8 +136,11 @@ class CpuBackend(BaseBackend):
     def make_tbir(mod, metadata, options) -> str:
         from tilebridge.codegen.c import arena_layout
         from tilebridge.frontends.triton.lower import lower_module
-        text = lower_module(mod.str(), options)
+        ttir = mod.str()
+        text = lower_module(ttir, options)
         metadata["name"] = text.kernel.name
+        from tilebridge.toolchain.debug import dump_stage
+        dump_stage(text.kernel.name, {"ttir": ttir})
         # A program's tile arena plays the role of shared memory in user-side occupancy arithmetic.
         metadata["shared"] = arena_layout(text.kernel)[1]
         return text
@@ -145,7 +148,10 @@ class CpuBackend(BaseBackend):
     @staticmethod
     def make_c(src: str, metadata, options) -> str:
         from tilebridge.codegen.c import render_kernel_text
-        return render_kernel_text(src)
+        from tilebridge.toolchain.debug import dump_stage, override_source
+        source = override_source(metadata["name"], "c") or render_kernel_text(src)
+        dump_stage(metadata["name"], {"tbir": str(src), "c": source})
+        return source
 
     @staticmethod
     def make_so(src: str, metadata, options) -> bytes:
