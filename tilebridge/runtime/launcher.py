@@ -151,21 +151,18 @@ class Launcher:
             enter_hook(launch_metadata)
         if gridX * gridY * gridZ > 0:
             threads = self.num_threads or _torch_threads()
-            if self.entry is not None:
-                values = [a for a, k in zip(args, self.keep) if k]
-                status = self.entry(gridX, gridY, gridZ, threads, *values)
-            else:
-                values = [convert(a) for convert, a in zip(self.converters, (a for a, k in zip(args, self.keep) if k))]
-                status = fn(gridX, gridY, gridZ, threads, *values)
+            values = [a for a, k in zip(args, self.keep) if k]
+            status = self.entry(gridX, gridY, gridZ, threads, *values) if self.entry is not None else -1
+            if status < 0:
+                # No C entry, or it met an argument it does not take directly (a wrapper object with
+                # data_ptr(), a tensor elsewhere than the CPU): convert in Python, which explains refusals.
+                status = fn(gridX, gridY, gridZ, threads, *[convert(a) for convert, a in zip(self.converters, values)])
             if status:
-                self.raise_status(status, values)
+                self.raise_status(status)
         if exit_hook is not None:
             exit_hook(launch_metadata)
 
-    def raise_status(self, status: int, values: list) -> None:
-        if status < 0:  # argument -(status + 1) was refused by the C entry: let its converter explain why
-            self.converters[-status - 1](values[-status - 1])
-            raise KernelLaunchError(f"kernel {self.name}: argument {-status} cannot be passed to the CPU")
+    def raise_status(self, status: int) -> None:
         if status == 1:
             raise MemoryError(f"kernel {self.name}: could not allocate the per-thread tile arena")
         buf = ctypes.create_string_buffer(512)
