@@ -103,3 +103,8 @@ def test_dump_and_override_stages(tmp_path) -> None:
     check = LAUNCH.replace("assert torch.allclose(o, x * 2)", "assert torch.allclose(o, x * 3)")
     result = run_snippet(check, TILEBRIDGE_OVERRIDE_DIR=str(override), TILEBRIDGE_CACHE_DIR=str(tmp_path / "c2"))
     assert result.returncode == 0, result.stderr
+    # The replaced build must not be served from the cache to a process without the override.
+    fresh = dict(os.environ, TILEBRIDGE_CACHE_DIR=str(tmp_path / "c2"))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(LAUNCH)], capture_output=True, text=True, env=fresh,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), timeout=300)
+    assert result.returncode == 0, result.stderr

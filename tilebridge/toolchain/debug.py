@@ -8,6 +8,7 @@ are stages of triton's pipeline.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -20,6 +21,18 @@ def dump_stage(name: str, texts: dict[str, str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for suffix, text in texts.items():
         (folder / f"{name}.{suffix}").write_text(text)
+
+
+def override_digest() -> str:
+    """A digest of every replacement source, or '' when no override directory is set."""
+    root = os.environ.get("TILEBRIDGE_OVERRIDE_DIR")
+    if not root or not Path(root).is_dir():
+        return ""
+    h = hashlib.sha256()
+    for path in sorted(Path(root).iterdir()):
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def override_source(name: str, suffix: str) -> str | None:

@@ -50,6 +50,9 @@ class CpuOptions:
     schedule_hint: str = "none"
     # CPU options: 0 threads means torch.get_num_threads() at each launch.
     num_threads: int = 0
+    # Digest of the replacement sources in TILEBRIDGE_OVERRIDE_DIR: part of the cache key, so a kernel
+    # built from a replaced source is never served to a process that did not ask for it.
+    override_digest: str = ""
 
     def hash(self) -> str:
         key = "_".join(f"{name}-{value}" for name, value in sorted(self.__dict__.items()))
@@ -94,6 +97,8 @@ class CpuBackend(BaseBackend):
     def parse_options(self, options: dict) -> CpuOptions:
         known = {f.name for f in fields(CpuOptions)}
         args = {k: v for k, v in options.items() if k in known and v is not None}
+        from tilebridge.toolchain.debug import override_digest
+        args["override_digest"] = override_digest()
         if "supported_fp8_dtypes" in args:
             args["supported_fp8_dtypes"] = tuple(sorted(args["supported_fp8_dtypes"]))
         if "extern_libs" in args:
