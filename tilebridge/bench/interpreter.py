@@ -33,6 +33,7 @@ class InterpreterComparison:
     interpreter_s: float | None
     tilebridge_s: float | None
     error: str | None = None
+    note: str | None = None  # e.g. the numpy compatibility shim the interpreter subprocess needed
 
     @property
     def speedup(self) -> float | None:
@@ -136,10 +137,10 @@ def compare_with_interpreter(kernels: list[str], quick: bool = False) -> list[In
             ours = median_time(workload.ours, policy)
         except Exception as error:  # noqa: BLE001 - a compile failure is reported in the main table too
             comparisons.append(InterpreterComparison(kernel, shape, 0, result.get("seconds"), None,
-                                                     f"tilebridge: {type(error).__name__}: {error}"))
+                                                     f"tilebridge: {type(error).__name__}: {error}", result.get("shim")))
             continue
         comparisons.append(InterpreterComparison(kernel, shape, workload.elements, result.get("seconds"), ours,
-                                                 result.get("error")))
+                                                 result.get("error"), result.get("shim")))
     return comparisons
 
 

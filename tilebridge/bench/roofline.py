@@ -63,11 +63,17 @@ def _cpuinfo() -> tuple[str, set[str]]:
 
 
 def _l3_cache() -> str:
+    """The last-level cache as sysfs reports it ("307200K" -> "300 MiB"): it decides which sizes are DRAM-bound."""
     try:
         with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as size:
-            return size.read().strip()
+            text = size.read().strip()
     except OSError:
         return "unknown"
+    scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+    try:
+        return f"{int(text.rstrip('KM')) * scale / (1 << 20):g} MiB"
+    except ValueError:
+        return text
 
 
 def measure_copy_bandwidth(megabytes: int = 256, policy: TimingPolicy | None = None) -> float:

@@ -21,7 +21,7 @@ import torch
 from tilebridge.bench.cases import MEMORY, Case, Workload, all_cases, kernel_names
 from tilebridge.bench.interpreter import InterpreterComparison, compare_with_interpreter
 from tilebridge.bench.roofline import Machine, measure_machine
-from tilebridge.bench.timing import FULL, QUICK, TimingPolicy, interleaved_medians
+from tilebridge.bench.timing import FULL, QUICK, OtherLoad, TimingPolicy, interleaved_timings
 
 
 @dataclass
@@ -34,6 +34,7 @@ class CaseResult:
     bound: str
     status: str
     error: str | None = None
+    correct: bool | None = None  # None: never checked, because it failed to build, compile or run
     bytes: int = 0
     flops: int = 0
     max_abs_error: float | None = None
@@ -42,6 +43,8 @@ class CaseResult:
     torch_s: float | None = None
     repetitions: int = 0
     roofline_s: float | None = None
+    tilebridge_best_s: float | None = None  # the fastest repetition: far below the median means a noisy run
+    torch_best_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,6 +89,12 @@ class SuiteResult:
     total_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     load_average: dict[str, list[float]] = field(default_factory=dict)
+    other_load_cores: float | None = None  # cores other processes kept busy during the run (see OtherLoad)
+
+    @property
+    def busy_machine(self) -> bool:
+        """Whether neighbours used over a quarter of a core on average: medians then include waits for a core."""
+        return self.other_load_cores is not None and self.other_load_cores > 0.25
 
     def geomean_ratio(self, bound: str | None = MEMORY) -> float | None:
         """Geometric mean of torch/tilebridge over the passing cases of one bound (None: all of them)."""
@@ -104,7 +113,8 @@ class SuiteResult:
         bounds = sorted({c.bound for c in self.cases})
         return {
             "mode": self.mode, "command": self.command, "started": self.started, "total_s": self.total_s,
-            "versions": self.versions, "load_average": self.load_average, "machine": self.machine.as_dict(),
+            "versions": self.versions, "load_average": self.load_average, "other_load_cores": self.other_load_cores,
+            "busy_machine": self.busy_machine, "machine": self.machine.as_dict(),
             "cases": [c.as_dict() for c in self.cases],
             "interpreter": [c.as_dict() for c in self.interpreter],
             "summary": {
@@ -143,6 +153,18 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".strip()
 
 
+def error_summary(error: str | None, width: int = 160) -> str:
+    """One line for a table cell: the error's first line, and its last one when they differ.
+
+    Triton's compilation errors start with the kernel source excerpt and end with the message, and
+    assert_close puts the mismatch count after a first line that only says "not close", so one line
+    alone would often hide the reason; the full text stays in the JSON and the Markdown.
+    """
+    lines = [line.strip() for line in (error or "unknown error").splitlines() if line.strip()]
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def run_case(case: Case, machine: Machine, policy: TimingPolicy = FULL) -> CaseResult:
     """Build, check once against PyTorch, then time tilebridge and PyTorch interleaved."""
     result = CaseResult(case.name, case.kernel, case.shape, case.bound, status="failed")
@@ -163,15 +185,17 @@ def run_case(case: Case, machine: Machine, policy: TimingPolicy = FULL) -> CaseR
     try:
         result.max_abs_error = _compare(ours, (workload.expected or workload.reference)(), workload.tolerance)
     except AssertionError as error:
-        result.error = f"wrong result: {error}".strip()
+        result.error, result.correct = f"wrong result: {error}".strip(), False
         return result
+    result.correct = True
     del ours
     try:
-        (result.tilebridge_s, result.torch_s), result.repetitions = interleaved_medians([workload.ours, workload.reference],
-                                                                                         policy)
+        (ours_timing, torch_timing), result.repetitions = interleaved_timings([workload.ours, workload.reference], policy)
     except Exception as error:  # noqa: BLE001 - e.g. a later launch running out of memory
         result.error = f"timing: {_error_text(error)}"
         return result
+    result.tilebridge_s, result.torch_s = ours_timing.median, torch_timing.median
+    result.tilebridge_best_s, result.torch_best_s = ours_timing.best, torch_timing.best
     result.status = "ok"
     return result
 
@@ -195,7 +219,7 @@ def run_suite(quick: bool = False, only: Sequence[str] | None = None, interprete
     started = time.perf_counter()
     cases = select_cases(all_cases(quick), only)
     say = progress or (lambda line: None)
-    load_start = _load_average()
+    load_start, other_load = _load_average(), OtherLoad()
     say("measuring the machine: copy bandwidth and sgemm rate ...")
     machine = measure_machine(quick)
     say(f"  copy {machine.copy_bandwidth_gbs:.1f} GB/s, sgemm {machine.sgemm_gflops:.1f} GFLOP/s "
@@ -205,7 +229,7 @@ def run_suite(quick: bool = False, only: Sequence[str] | None = None, interprete
         case_start = time.perf_counter()
         result = run_case(case, machine, QUICK if quick else FULL)
         results.append(result)
-        outcome = (f"torch/tilebridge {result.ratio:.2f}x" if result.ok else f"FAILED: {(result.error or '').splitlines()[0][:200]}")
+        outcome = f"torch/tilebridge {result.ratio:.2f}x" if result.ok else f"FAILED: {error_summary(result.error, 200)}"
         say(f"  {case.name:<38} {outcome}  ({time.perf_counter() - case_start:.1f} s)")
     comparisons = []
     if interpreter:
@@ -214,4 +238,5 @@ def run_suite(quick: bool = False, only: Sequence[str] | None = None, interprete
         comparisons = compare_with_interpreter(kernels, quick)
     return SuiteResult(machine, results, comparisons, "quick" if quick else "full", command,
                        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                       time.perf_counter() - started, _versions(), {"start": load_start, "end": _load_average()})
+                       time.perf_counter() - started, _versions(), {"start": load_start, "end": _load_average()},
+                       other_load.cores())

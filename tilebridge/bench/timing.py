@@ -7,6 +7,7 @@ repetitions adapts to the case, so cheap cases get many samples and a 4096^3 mat
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -35,8 +36,16 @@ def time_once(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved_medians(fns: Sequence[Callable[[], Any]], policy: TimingPolicy = FULL) -> tuple[list[float], int]:
-    """Median seconds per call of each of `fns`, measured round-robin; returns (medians, repetitions).
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call of one side: the median (what reports use) and the best (how noisy the run was)."""
+
+    median: float
+    best: float
+
+
+def interleaved_timings(fns: Sequence[Callable[[], Any]], policy: TimingPolicy = FULL) -> tuple[list[Timing], int]:
+    """Median and best seconds per call of each of `fns`, measured round-robin; returns (timings, repetitions).
 
     Warm-up calls first (page faults of fresh outputs, lazy initialisation in either library); their
     times only size the number of repetitions.
@@ -48,9 +57,40 @@ def interleaved_medians(fns: Sequence[Callable[[], Any]], policy: TimingPolicy =
     for _ in range(repetitions):
         for fn, times in zip(fns, samples):
             times.append(time_once(fn))
-    return [statistics.median(times) for times in samples], repetitions
+    return [Timing(statistics.median(times), min(times)) for times in samples], repetitions
+
+
+class OtherLoad:
+    """How many cores other processes kept busy while the suite ran, from /proc/stat minus our own CPU time.
+
+    On a shared machine a parallel region waits for its slowest thread, so one busy neighbour on one
+    core can add a scheduler time slice (milliseconds) to every launch, ours and PyTorch's alike; the
+    report prints this figure so such a run can be recognised and repeated.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(x) for x in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        own = os.times()
+        return busy, own.user + own.system + own.children_user + own.children_system, time.perf_counter()
+
+    def cores(self) -> float | None:
+        """Average number of cores that other processes used since this meter was made (None: unknown)."""
+        end = self._sample()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        others = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return max(0.0, others / (end[2] - self.start[2]))
 
 
 def median_time(fn: Callable[[], Any], policy: TimingPolicy = FULL) -> float:
     """Median seconds per call of one callable (used where there is no second side to interleave with)."""
-    return interleaved_medians([fn], policy)[0][0]
+    return interleaved_timings([fn], policy)[0][0].median

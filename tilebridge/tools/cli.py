@@ -23,9 +23,11 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    print("tilebridge bench: not yet implemented (see the issue tracker); "
-          "`tilebridge demo` times three kernels against PyTorch in the meantime.")
-    return 0
+    from tilebridge.bench.command import main as bench_main
+
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    return bench_main(quick=args.quick, only=only, interpreter=args.interpreter, json_path=args.json,
+                      plot_path=args.plot, markdown_path=args.markdown)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
     doctor = commands.add_parser("doctor", help="check the compiler, OpenMP, versions and driver; run one kernel")
     doctor.set_defaults(handler=_doctor)
-    bench = commands.add_parser("bench", help="benchmarks (not yet implemented)")
+    bench = commands.add_parser("bench", help="time Triton kernels against PyTorch eager and the machine's measured limits")
+    bench.add_argument("--quick", action="store_true", help="tiny sizes, few repetitions: a CI smoke test (< 1 min)")
+    bench.add_argument("--only", metavar="NAME[,NAME]", help="run only these kernels (e.g. softmax,matmul) or full case names")
+    bench.add_argument("--no-interpreter", dest="interpreter", action="store_false",
+                       help="skip the comparison with the Triton interpreter")
+    bench.add_argument("--json", metavar="PATH", help="write every measurement as JSON")
+    bench.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of torch/tilebridge per case")
+    bench.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/performance.md)")
     bench.set_defaults(handler=_bench)
     return parser
 
