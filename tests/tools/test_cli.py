@@ -31,12 +31,6 @@ def test_no_command_prints_help_and_fails() -> None:
         assert command in result.stdout
 
 
-def test_bench_is_a_clear_placeholder() -> None:
-    result = run_cli("bench")
-    assert result.returncode == 0, result.stderr
-    assert "not yet implemented" in result.stdout
-
-
 def test_doctor_passes_on_this_machine() -> None:
     result = run_cli("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
