@@ -50,6 +50,7 @@ INTERPRETER_HEADER = ["kernel", "small input", "interpreter", "tilebridge", "int
 
 
 def interpreter_row(comparison: dict) -> list[str]:
+    """One row of the interpreter table, from `InterpreterComparison.as_dict()` (the JSON's form)."""
     if comparison["speedup"] is None:
         return [comparison["kernel"], comparison["shape"], f"FAILED: {error_summary(comparison['error'] or 'no result')}",
                 "", "", "", ""]
@@ -67,6 +68,7 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub Markdown table; pipes inside cells (error texts) are escaped so they cannot split a cell."""
     escape = [[cell.replace("|", "\\|") for cell in row] for row in rows]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in escape])
@@ -101,6 +103,7 @@ def format_terminal(result: SuiteResult) -> str:
 
 
 def write_json(result: SuiteResult, path: str | os.PathLike) -> None:
+    """Every measurement, with the derived ratios and fractions, so later runs can be compared without rerunning."""
     Path(path).write_text(json.dumps(result.as_dict(), indent=1) + "\n")
 
 
@@ -186,7 +189,12 @@ def markdown(result: SuiteResult, plot_path: str | None = None) -> str:
               "that fails to compile, run or match is a FAILED row with the error.",
               "- Tilebridge and PyTorch calls alternate (one warm-up each first) and each side's median over the "
               "repetitions is reported, so bursts of load on a shared machine hit both sides.",
-              "- Output allocation is inside the timed call on both sides, as a user would see it.",
+              "- Output allocation is inside the timed call on both sides, as a user would see it. For outputs of "
+              "many MiB that includes the page faults of fresh memory (glibc returns large blocks to the system on "
+              "free), which the `copy_` roof, writing into an existing tensor, does not pay; this caps the large "
+              "memory-bound cases of both sides well below the roof.",
+              "- The copy roof counts a read and a write per element. Kernels that mostly read (row sums, row "
+              "maxima) can go past it, and so can inputs that stay in a large last-level cache.",
               "- The bf16 matmul is timed against ATen's bf16 `mm` (oneDNN, which may use AMX) and checked against "
               "fp32 `mm` of the same bf16 inputs; its roofline is still the fp32 sgemm rate.",
               ""]
