@@ -117,3 +117,7 @@ def test_markdown_keeps_the_hand_written_header(tmp_path: Path) -> None:
     assert second.startswith("# My header\n\nProse that must survive.\n") and second.count(report.GENERATED_MARKER) == 1
     report.write_plot(result, plot)
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+    report.write_json(result, tmp_path / "run.json")
+    again = report.load_json(tmp_path / "run.json")
+    assert again.as_dict() == result.as_dict() and report.markdown(again) == report.markdown(result)

@@ -6,9 +6,12 @@ import sys
 from collections.abc import Sequence
 
 
-def reproduce_command(quick: bool, only: Sequence[str] | None, interpreter: bool, json_path: str | None,
-                      plot_path: str | None, markdown_path: str | None) -> str:
-    """The command line that reruns this benchmark with these options (recorded in the reports)."""
+def reproduce_command(quick: bool, only: Sequence[str] | None, interpreter: bool, plot_path: str | None,
+                      markdown_path: str | None) -> str:
+    """The command line that reruns this benchmark and rewrites its reports (recorded in them).
+
+    The JSON path is left out: it does not change what is measured, and it is often a scratch file.
+    """
     words = ["tilebridge", "bench"]
     if quick:
         words.append("--quick")
@@ -16,7 +19,7 @@ def reproduce_command(quick: bool, only: Sequence[str] | None, interpreter: bool
         words += ["--only", ",".join(only)]
     if not interpreter:
         words.append("--no-interpreter")
-    for flag, path in (("--json", json_path), ("--plot", plot_path), ("--markdown", markdown_path)):
+    for flag, path in (("--plot", plot_path), ("--markdown", markdown_path)):
         if path:
             words += [flag, path]
     return shlex.join(words)
@@ -27,7 +30,7 @@ def main(quick: bool = False, only: Sequence[str] | None = None, interpreter: bo
     """Run the suite; 0 if every selected case compiled, ran and matched PyTorch, 1 otherwise, 2 on bad options."""
     from tilebridge.bench import report, suite
 
-    command = reproduce_command(quick, only, interpreter, json_path, plot_path, markdown_path)
+    command = reproduce_command(quick, only, interpreter, plot_path, markdown_path)
     try:
         result = suite.run_suite(quick=quick, only=only, interpreter=interpreter, command=command,
                                  progress=lambda line: print(line, flush=True))
