@@ -30,13 +30,14 @@ class LoweringError(NotImplementedError):
 
 class TVal:
     """A TTIR value during lowering: its type and a generator of its element at an index."""
-    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized", "buffer")
+    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized", "buffer", "transpose_of")
 
     def __init__(self, type_: TType, gen, cost: int = 0, loads: frozenset = frozenset(),
                  reads: frozenset = frozenset(), materialized: bool = False) -> None:
         self.type, self.gen, self.cost, self.loads, self.reads = type_, gen, cost, loads, reads
         self.materialized = materialized
         self.buffer: n.Buffer | None = None  # the whole-tile buffer holding the value, once there is one
+        self.transpose_of: tuple | None = None  # (source, order) when the value is a permutation of another
 
     @property
     def shape(self) -> tuple:
@@ -471,7 +472,9 @@ class Lowerer:
             for k, o in enumerate(order):
                 src[o] = idx[k]
             return a.gen(tuple(src))
-        return derived(op.results[0][1], gen, a, cost=0)
+        out = derived(op.results[0][1], gen, a, cost=0)
+        out.transpose_of = (a, list(order))
+        return out
 
     def op_join(self, op: Op, args: list, env: dict) -> TVal:
         a, b = args
@@ -792,8 +795,7 @@ class Lowerer:
         A = self.new_buffer(in_t, a.type.numel, "dot_a")
         B = self.new_buffer(in_t, b.type.numel, "dot_b")
         for src, buf in ((a, A), (b, B)):
-            self.loop_nest(src.shape, lambda idx, s=src, bf=buf: self.emit(
-                n.BufWrite(bf, linear_index(idx, s.shape), n.Cast(s.gen(idx), in_t))))
+            self.fill_operand(src, buf, in_t)
         if c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1:
             # The accumulator has no other use (typically a loop-carried tile): accumulate in place.
             D = c.buffer
@@ -811,6 +813,20 @@ class Lowerer:
         if acc_t != ty.elem:
             return derived(ty, lambda idx: n.Cast(out.gen(idx), ty.elem), out)
         return out
+
+    def fill_operand(self, src: TVal, buf: n.Buffer, dtype: str) -> None:
+        """Copy a dot operand into a row-major buffer. A transposed tile (`tl.trans(k)` in attention)
+        is copied in its source's order, so the reads stay contiguous and only the writes stride."""
+        shape = src.shape
+        if src.transpose_of is not None:
+            source, order = src.transpose_of
+
+            def write(sidx):
+                idx = tuple(sidx[o] for o in order)  # the element of `src` that source[sidx] becomes
+                self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(source.gen(sidx), dtype)))
+            self.loop_nest(source.shape, write)
+            return
+        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(src.gen(idx), dtype))))
 
     def op_histogram(self, op: Op, args: list, env: dict) -> TVal:
         src = args[0]
