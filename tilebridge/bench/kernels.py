@@ -343,7 +343,7 @@ def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk,
              mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor, block_m: int = 64, block_n: int = 64, block_k: int = 32,
+def matmul(a: torch.Tensor, b: torch.Tensor, block_m: int = 128, block_n: int = 128, block_k: int = 32,
            group_m: int = 8) -> torch.Tensor:
     """A @ B into a new fp32 tensor (fp32 or bf16 inputs)."""
     (m, k), (_, n) = a.shape, b.shape
