@@ -9,13 +9,12 @@ sgemm rate for compute-bound ones; "fraction of roofline" is roofline time / til
 """
 from __future__ import annotations
 
-import os
-import platform
 from dataclasses import asdict, dataclass
 
 import torch
 
 from tilebridge.bench.timing import TimingPolicy, median_time
+from tilebridge.runtime.device import cpu_info
 
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "asimd", "sve")
 
@@ -44,36 +43,9 @@ class Machine:
         return asdict(self)
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "Model"):
-                    model = value.strip()
-                elif key in ("flags", "Features"):
-                    flags = set(value.split())
-                if model and flags:
-                    break
-    except OSError:
-        pass
-    return model, flags
-
-
 def _l3_cache() -> str:
-    """The last-level cache as sysfs reports it ("307200K" -> "300 MiB"): it decides which sizes are DRAM-bound."""
-    try:
-        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as size:
-            text = size.read().strip()
-    except OSError:
-        return "unknown"
-    scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
-    try:
-        return f"{int(text.rstrip('KM')) * scale / (1 << 20):g} MiB"
-    except ValueError:
-        return text
+    """The last-level cache ("300 MiB"): it decides which sizes are DRAM-bound."""
+    return f"{cpu_info().l3_bytes / (1 << 20):g} MiB"
 
 
 def measure_copy_bandwidth(megabytes: int = 256, policy: TimingPolicy | None = None) -> float:
@@ -94,8 +66,8 @@ def measure_sgemm_rate(size: int = 2048, policy: TimingPolicy | None = None) -> 
 
 def measure_machine(quick: bool = False) -> Machine:
     """Describe the host and measure its roofs; quick mode uses smaller (cache-resident, so optimistic) sizes."""
-    model, flags = _cpuinfo()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    info = cpu_info()
+    model, flags, cores = info.model, info.flags, info.cores
     copy_megabytes, sgemm_size = (32, 512) if quick else (256, 2048)
     policy = TimingPolicy(budget_s=0.1, min_repetitions=3) if quick else None
     return Machine(cpu_model=model, cores=cores, simd_flags={flag: flag in flags for flag in SIMD_FLAGS},

@@ -42,7 +42,7 @@ def cpu_info() -> CpuInfo:
         for line in open("/proc/cpuinfo"):
             key, _, value = line.partition(":")
             key = key.strip()
-            if key == "model name":
+            if key in ("model name", "Model"):
                 model = value.strip()
             elif key in ("flags", "Features"):
                 flags = set(value.split())
