@@ -638,6 +638,12 @@ class Lowerer:
 
             lanes = REDUCE_LANES if R >= 2 * REDUCE_LANES else 0
             partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
+            if lanes:
+                # Loads (usually masked) go to a tile first: one pass whose mask becomes loop bounds,
+                # instead of a mask split inside every 16-lane step.
+                for a in args:
+                    if a.loads:
+                        self.materialize(a, "row")
 
             def body(o_idx):
                 at = lambda r: full(o_idx, r, zeros)  # noqa: E731
