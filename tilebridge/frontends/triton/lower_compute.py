@@ -1,0 +1,277 @@
+"""Lowering of the computing tile ops: reductions (lane-parallel), scans, dot, histogram."""
+from __future__ import annotations
+
+from tilebridge.frontends.triton.tiles import (
+    EXPENSIVE_COST,
+    I32,
+    REDUCE_LANES,
+    TVal,
+    buffer_from,
+    c0,
+    derived,
+    linear_index,
+    numel,
+)
+from tilebridge.frontends.triton.ttir import Block, Op, TType
+from tilebridge.ir import nodes as n
+from tilebridge.ir.types import is_float
+
+
+class ComputeLowering:
+    """Mixed into `Lowerer`; uses its emission and materialization helpers."""
+
+    # ---- reductions, scans, dot ----
+    def combine(self, region: Block, env: dict, values: list) -> list:
+        """Lower a combine region on scalar expressions; return the results as materialized scalars."""
+        inner = dict(env)
+        for (name, ty), value in zip(region.args, values):
+            inner[name] = TVal(ty, lambda idx, v=value: v, materialized=True)
+        saved = self.op
+        term = self.lower_block(region, inner)
+        self.op = saved
+        return [inner[name].scalar() for name in term.operands]
+
+    def op_reduce(self, op: Op, args: list, env: dict) -> list:
+        axis = int(op.attrs["axis"])
+        shape = args[0].shape
+        R = shape[axis]
+        outer, inner_shape = shape[:axis], shape[axis + 1:]
+        out_shape = outer + inner_shape
+        region = op.regions[0]
+        dtypes = [a.dtype for a in args]
+        self.consumed(*args)
+        for a in args:
+            if a.cost > EXPENSIVE_COST and R > 1 and inner_shape:
+                self.materialize(a)
+
+        def full(o_idx, r, i_idx):
+            return o_idx + (r,) + i_idx
+
+        if not inner_shape or all(d == 1 for d in inner_shape):
+            # reduce along the innermost axis: a scalar accumulator per output element
+            outs = [self.new_buffer(d, max(1, numel(out_shape)), "red") if out_shape else n.Var(self.fresh("red"), d)
+                    for d in dtypes]
+            for o in outs:
+                if isinstance(o, n.Var):
+                    self.emit(n.Declare(o))
+            zeros = tuple(c0() for _ in inner_shape)
+
+            lanes = REDUCE_LANES if R >= 2 * REDUCE_LANES else 0
+            partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
+            if lanes:
+                # Loads (usually masked) go to a tile first: one pass whose mask becomes loop bounds,
+                # instead of a mask split inside every 16-lane step.
+                for a in args:
+                    if a.loads:
+                        self.materialize(a, "row")
+
+            def body(o_idx):
+                at = lambda r: full(o_idx, r, zeros)  # noqa: E731
+                accs = [n.Var(self.fresh("acc"), d) for d in dtypes]
+                start = c0(1)
+                if lanes:
+                    self.reduce_lanes(region, env, args, partials, at, R)
+                    start = c0(R - R % lanes)
+                    for acc, p in zip(accs, partials):
+                        self.emit(n.Declare(acc, n.BufRead(p, c0())))
+                    self.fold(region, env, accs, lambda j: [n.BufRead(p, j) for p in partials], 1, lanes)
+                else:
+                    for acc, a in zip(accs, args):
+                        self.emit(n.Declare(acc, a.gen(at(c0()))))
+                self.fold(region, env, accs, lambda r: [a.gen(at(r)) for a in args], start, R)
+                for o, acc in zip(outs, accs):
+                    if isinstance(o, n.Var):
+                        self.emit(n.Assign(o, acc))
+                    else:
+                        self.emit(n.BufWrite(o, linear_index(o_idx + zeros, out_shape), acc))
+            if outer:
+                self.loop_nest(outer, body, vectorize=False)
+            else:
+                body(())
+        else:
+            # reduce along an outer axis: accumulate whole rows, vectorized over the inner dims
+            outs = [self.new_buffer(d, numel(out_shape), "red") for d in dtypes]
+
+            def body(o_idx):
+                def init(i_idx):
+                    for o, a in zip(outs, args):
+                        self.emit(n.BufWrite(o, linear_index(o_idx + i_idx, out_shape), a.gen(full(o_idx, c0(), i_idx))))
+                self.loop_nest(inner_shape, init)
+                r = n.Var(self.fresh("r"), I32)
+                outer_stmts, loop_body = self.stmts, []
+                self.stmts = loop_body
+
+                def step(i_idx):
+                    pos = linear_index(o_idx + i_idx, out_shape)
+                    current = [n.BufRead(o, pos) for o in outs]
+                    new = self.combine(region, env, current + [a.gen(full(o_idx, r, i_idx)) for a in args])
+                    tmps = [n.Var(self.fresh("nv"), d) for d in dtypes]
+                    for t, v in zip(tmps, new):
+                        self.emit(n.Declare(t, v))
+                    for o, t in zip(outs, tmps):
+                        self.emit(n.BufWrite(o, pos, t))
+                self.loop_nest(inner_shape, step)
+                self.stmts = outer_stmts
+                self.emit(n.For(r, c0(1), c0(R), c0(1), loop_body))
+            if outer:
+                self.loop_nest(outer, body, vectorize=False)
+            else:
+                body(())
+        results = []
+        for (_, ty), o in zip(op.results, outs):
+            if isinstance(o, n.Var):
+                results.append(TVal(ty, lambda idx, v=o: v, materialized=True))
+            else:
+                tv = TVal(ty, None)
+                self.read_buffer(tv, o)
+                results.append(tv)
+        return results
+
+    def fold(self, region: Block, env: dict, accs: list, values, start, stop: int) -> None:
+        """for r in [start, stop): accs = combine(accs, values(r)) — a sequential fold."""
+        start = c0(start) if isinstance(start, int) else start
+        if isinstance(start, n.Const) and start.value >= stop:
+            return
+        r = n.Var(self.fresh("r"), I32)
+        outer_stmts, loop_body = self.stmts, []
+        self.stmts = loop_body
+        new = self.combine(region, env, list(accs) + values(r))
+        for acc, v in zip(accs, new):
+            self.emit(n.Assign(acc, v))
+        self.stmts = outer_stmts
+        self.emit(n.For(r, start, c0(stop), c0(1), loop_body))
+
+    def reduce_lanes(self, region: Block, env: dict, args: list, partials: list, at, R: int) -> None:
+        """Fold a row into REDUCE_LANES partial results, lane j taking elements j, j+L, j+2L, ...
+
+        Every step is elementwise over the lanes, so the C compiler vectorizes any combine region
+        (NaN-aware max, argmax with its index tie-break, ...) without reassociating anything itself.
+        Triton's reductions assume an associative, commutative combine; this grouping relies on it.
+        """
+        lanes = len(partials) and partials[0].size
+        self.loop_nest((lanes,), lambda j: [self.emit(n.BufWrite(p, j[0], a.gen(at(j[0])))) for p, a in zip(partials, args)])
+        r0 = n.Var(self.fresh("r0"), I32)
+        outer_stmts, loop_body = self.stmts, []
+        self.stmts = loop_body
+
+        def step(j):
+            pos = n.Binary("add", r0, j[0], I32)
+            new = self.combine(region, env, [n.BufRead(p, j[0]) for p in partials] + [a.gen(at(pos)) for a in args])
+            temps = [n.Var(self.fresh("nv"), p.dtype) for p in partials]
+            for t, v in zip(temps, new):
+                self.emit(n.Declare(t, v))
+            for p, t in zip(partials, temps):
+                self.emit(n.BufWrite(p, j[0], t))
+        self.loop_nest((lanes,), step)
+        self.stmts = outer_stmts
+        self.emit(n.For(r0, c0(lanes), c0(R - R % lanes), c0(lanes), loop_body))
+
+    def op_scan(self, op: Op, args: list, env: dict) -> list:
+        axis = int(op.attrs["axis"])
+        reverse = bool(op.attrs.get("reverse", False))
+        shape = args[0].shape
+        R = shape[axis]
+        region = op.regions[0]
+        dtypes = [a.dtype for a in args]
+        self.consumed(*args)
+        outs = [self.new_buffer(d, numel(shape), "scan") for d in dtypes]
+        rest = shape[:axis] + shape[axis + 1:]
+
+        def body(rest_idx):
+            def at(r):
+                return rest_idx[:axis] + (r,) + rest_idx[axis:]
+            first = c0(R - 1 if reverse else 0)
+            accs = [n.Var(self.fresh("acc"), d) for d in dtypes]
+            for acc, a, o in zip(accs, args, outs):
+                self.emit(n.Declare(acc, a.gen(at(first))))
+                self.emit(n.BufWrite(o, linear_index(at(first), shape), acc))
+            r = n.Var(self.fresh("r"), I32)
+            pos = n.Binary("sub", c0(R - 1), r, I32) if reverse else r
+            outer_stmts, loop_body = self.stmts, []
+            self.stmts = loop_body
+            new = self.combine(region, env, list(accs) + [a.gen(at(pos)) for a in args])
+            for acc, v in zip(accs, new):
+                self.emit(n.Assign(acc, v))
+            for acc, o in zip(accs, outs):
+                self.emit(n.BufWrite(o, linear_index(at(pos), shape), acc))
+            self.stmts = outer_stmts
+            self.emit(n.For(r, c0(1), c0(R), c0(1), loop_body))
+        if rest:
+            self.loop_nest(rest, body, vectorize=False)
+        else:
+            body(())
+        results = []
+        for (_, ty), o in zip(op.results, outs):
+            tv = TVal(ty, None)
+            self.read_buffer(tv, o)
+            results.append(tv)
+        return results
+
+    def op_dot(self, op: Op, args: list, env: dict) -> TVal:
+        a, b, c = args
+        ty = op.results[0][1]
+        acc_t = "f32" if is_float(ty.elem) else "i32"
+        if ty.elem in ("f64", "i64"):
+            acc_t = ty.elem
+        in_t = acc_t
+        self.consumed(a, b, c)
+        batch = a.shape[:-2]
+        M, K = a.shape[-2:]
+        N = b.shape[-1]
+        A = self.new_buffer(in_t, a.type.numel, "dot_a")
+        B = self.new_buffer(in_t, b.type.numel, "dot_b")
+        for src, buf in ((a, A), (b, B)):
+            self.fill_operand(src, buf, in_t)
+        if c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1:
+            # The accumulator has no other use (typically a loop-carried tile): accumulate in place.
+            D = c.buffer
+        else:
+            D = self.new_buffer(acc_t, ty.numel, "dot")
+            self.loop_nest(ty.shape, lambda idx: self.emit(
+                n.BufWrite(D, linear_index(idx, ty.shape), n.Cast(c.gen(idx), acc_t))))
+
+        kernel = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}[acc_t]
+        for i in range(numel(batch)):
+            self.emit(n.Intrinsic(kernel, (c0(M), c0(N), c0(K), buffer_from(A, i * M * K), buffer_from(B, i * K * N),
+                                           buffer_from(D, i * M * N))))
+        out = TVal(TType(ty.shape, acc_t), None)
+        self.read_buffer(out, D)
+        if acc_t != ty.elem:
+            return derived(ty, lambda idx: n.Cast(out.gen(idx), ty.elem), out)
+        return out
+
+    def fill_operand(self, src: TVal, buf: n.Buffer, dtype: str) -> None:
+        """Copy a dot operand into a row-major buffer. A transposed tile (`tl.trans(k)` in attention)
+        is copied in its source's order, so the reads stay contiguous and only the writes stride."""
+        shape = src.shape
+        if src.transpose_of is not None:
+            source, order = src.transpose_of
+
+            def write(sidx):
+                idx = tuple(sidx[o] for o in order)  # the element of `src` that source[sidx] becomes
+                self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(source.gen(sidx), dtype)))
+            self.loop_nest(source.shape, write)
+            return
+        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(src.gen(idx), dtype))))
+
+    def op_histogram(self, op: Op, args: list, env: dict) -> TVal:
+        src = args[0]
+        mask = args[1] if len(args) > 1 else None
+        ty = op.results[0][1]
+        bins = ty.numel
+        out = self.new_buffer(ty.elem, bins, "hist")
+        self.loop_nest(ty.shape, lambda idx: self.emit(n.BufWrite(out, idx[0], n.Const(0, ty.elem))))
+
+        def body(idx):
+            v = n.Var(self.fresh("h"), src.dtype)
+            self.emit(n.Declare(v, src.gen(idx)))
+            ok = n.Binary("and", n.Binary("ge", v, n.Const(0, src.dtype), "i1"),
+                          n.Binary("lt", v, n.Const(bins, src.dtype), "i1"), "i1")
+            if mask is not None:
+                ok = n.Binary("and", ok, mask.gen(idx), "i1")
+            pos = n.Cast(v, I32)
+            self.emit(n.If(ok, [n.BufWrite(out, pos, n.Binary("add", n.BufRead(out, pos), n.Const(1, ty.elem), ty.elem))]))
+        self.loop_nest(src.shape, body, vectorize=False)
+        tv = TVal(ty, None)
+        self.read_buffer(tv, out)
+        return tv
