@@ -38,11 +38,13 @@ def test_unsupported_construct_names_it_and_the_source_line() -> None:
     assert "kernels.py" in text and "inline_asm_elementwise" in text
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def run_snippet(code: str, **env: str) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, TRITON_ALWAYS_COMPILE="1", **env)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=full_env, cwd=root, timeout=300)
+                          env=full_env, cwd=ROOT, timeout=300)
 
 
 LAUNCH = """
@@ -106,5 +108,5 @@ def test_dump_and_override_stages(tmp_path) -> None:
     # The replaced build must not be served from the cache to a process without the override.
     fresh = dict(os.environ, TILEBRIDGE_CACHE_DIR=str(tmp_path / "c2"))
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(LAUNCH)], capture_output=True, text=True, env=fresh,
-                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), timeout=300)
+                            cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -38,10 +38,6 @@ def is_float(dtype: str) -> bool:
     return dtype in FLOATS
 
 
-def is_int(dtype: str) -> bool:
-    return dtype in ("i1", "i8", "i16", "i32", "i64")
-
-
 def c_type(dtype: str) -> str:
     """C spelling of a value of `dtype`; i1 in memory is a byte, as Triton stores booleans."""
     if is_pointer(dtype):
