@@ -179,46 +179,7 @@ static inline void tb_assert_fail(const char* msg) {
 }
 int tb_take_assert(char* out, int n) { int f = tb_assert_failed; if (f) { snprintf(out, n, "%s", tb_assert_message); tb_assert_failed = 0; } return f; }
 
-/* ---- tile matrix multiply: C[M,N] += A[M,K] @ B[K,N], row-major tiles of a program ----
- * The fp32 micro-kernel keeps an MR x 32 block of C in vector registers across the whole K loop
- * (GCC vector extensions: AVX-512 here, split into narrower registers elsewhere). */
-typedef float tb_v16f __attribute__((vector_size(64), aligned(4)));
-#define TB_LD(p) (*(const tb_v16f*)(p))
-#define TB_ST(p, v) (*(tb_v16f*)(p) = (v))
-/* One row of the MR x 32 block: two vector accumulators, named so they stay in registers. */
-#define TB_ROW_DECL(i) tb_v16f c##i##0 = TB_LD(&C[(m0 + i) * N + n0]), c##i##1 = TB_LD(&C[(m0 + i) * N + n0 + 16]);
-#define TB_ROW_FMA(i) { float a = A[(m0 + i) * K + k]; c##i##0 += a * b0; c##i##1 += a * b1; }
-#define TB_ROW_STORE(i) TB_ST(&C[(m0 + i) * N + n0], c##i##0); TB_ST(&C[(m0 + i) * N + n0 + 16], c##i##1);
-#define TB_DOT_BLOCK(MR, ROWS) \
-    for (int m0 = 0; m0 < M; m0 += MR) for (int n0 = 0; n0 < N; n0 += 32) { \
-        ROWS(TB_ROW_DECL) \
-        _Pragma("GCC unroll 2") for (int k = 0; k < K; k++) { \
-            tb_v16f b0 = TB_LD(&B[k * N + n0]), b1 = TB_LD(&B[k * N + n0 + 16]); \
-            ROWS(TB_ROW_FMA) \
-        } \
-        ROWS(TB_ROW_STORE) \
-    }
-#define TB_ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#define TB_ROWS4(X) X(0) X(1) X(2) X(3)
-#define TB_ROWS1(X) X(0)
-static __attribute__((noinline)) void tb_dot_f32(int M, int N, int K, const float* restrict A,
-                                                             const float* restrict B, float* restrict C) {
-    if (N % 32 == 0 && M % 8 == 0) { TB_DOT_BLOCK(8, TB_ROWS8) return; }
-    if (N % 32 == 0 && M % 4 == 0) { TB_DOT_BLOCK(4, TB_ROWS4) return; }
-    if (N % 32 == 0) { TB_DOT_BLOCK(1, TB_ROWS1) return; }
-    for (int m = 0; m < M; m++) for (int k = 0; k < K; k++) {
-        float a = A[m * K + k];
-        #pragma omp simd
-        for (int n = 0; n < N; n++) C[m * N + n] += a * B[k * N + n];
-    }
-}
-#define TB_DOT_GENERIC(NAME, T) \
-static inline void NAME(int M, int N, int K, const T* restrict A, const T* restrict B, T* restrict C) { \
-    for (int m = 0; m < M; m++) for (int k = 0; k < K; k++) { T a = A[m * K + k]; \
-        _Pragma("omp simd") for (int n = 0; n < N; n++) C[m * N + n] += a * B[k * N + n]; } }
-TB_DOT_GENERIC(tb_dot_f64, double)
-TB_DOT_GENERIC(tb_dot_i32, int32_t)
-TB_DOT_GENERIC(tb_dot_i64, int64_t)
+#include "tilebridge_dot.h"
 
 /* ---- per-thread arena for a program's tiles: allocated once per thread, reused by every launch.
  * With TB_CHECK_ARENA (TILEBRIDGE_CHECK_ARENA=1, as the tests build) a canary follows the tiles and

@@ -64,20 +64,33 @@ def compiler_version() -> str:
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
 
 
+# The parts of the package that decide what a kernel compiles to. The operator library, benchmarks and
+# tools are left out: editing them must not throw away every compiled kernel.
+COMPILER_PARTS = ("toolchain", "runtime", "ir", "codegen", "frontends")
+
+
 def _package_sources() -> list[Path]:
     root = Path(__file__).resolve().parent.parent
-    return sorted(p for p in root.rglob("*") if p.suffix in (".py", ".h") and "__pycache__" not in p.parts)
+    return sorted(p for part in COMPILER_PARTS for p in (root / part).rglob("*")
+                  if p.suffix in (".py", ".h") and "__pycache__" not in p.parts)
+
+
+def _host_isa() -> str:
+    """`-march=native` means a different ISA on another CPU (AMX, AVX-512): a shared cache must not mix them."""
+    from tilebridge.runtime.device import cpu_info
+    info = cpu_info()
+    return info.model + " " + " ".join(sorted(info.flags))
 
 
 @functools.cache
 def toolchain_hash() -> str:
-    """Covers tilebridge's own sources, the C header, the compiler and its flags.
+    """Covers tilebridge's compiler sources, the C headers, the compiler, its flags and the host ISA.
 
     Triton does not hash out-of-tree backends, so without this an edit to tilebridge would be
     served stale binaries from triton's cache.
     """
     parts = [p.read_bytes() for p in _package_sources()]
-    return digest(compiler_version(), sys.version, " ".join(cflags() + LIBS), *parts)[:32]
+    return digest(compiler_version(), sys.version, " ".join(cflags() + LIBS), _host_isa(), *parts)[:32]
 
 
 def build_shared_library(source: str, name: str) -> bytes:

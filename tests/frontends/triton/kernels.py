@@ -21,6 +21,18 @@ def matmul_kernel(A, B, C, M, N, K, sam, sak, sbk, sbn, scm, scn,
 
 
 @triton.jit
+def scores_kernel(Q, Kt, S, M, N, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """S = Q @ K^T with K loaded row-major and transposed in the kernel, as attention does."""
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    rd = tl.arange(0, D)
+    q = tl.load(Q + rm[:, None] * D + rd[None, :], mask=rm[:, None] < M, other=0)
+    k = tl.load(Kt + rn[:, None] * D + rd[None, :], mask=rn[:, None] < N, other=0)
+    s = tl.dot(q, tl.trans(k))
+    tl.store(S + rm[:, None] * N + rn[None, :], s, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@triton.jit
 def block_pointer_copy(A, Out, M, N, BM: tl.constexpr, BN: tl.constexpr):
     pm = tl.program_id(0)
     src = tl.make_block_ptr(A, (M, N), (N, 1), (pm * BM, 0), (BM, BN), (1, 0))

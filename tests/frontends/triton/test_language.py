@@ -36,6 +36,30 @@ def test_matmul(dtype: torch.dtype, acc, shape: tuple) -> None:
         torch.testing.assert_close(c.double(), ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("blocks", [(32, 64, 64), (16, 16, 32), (64, 16, 128), (8, 32, 16)])
+def test_bf16_matmul_block_shapes(blocks: tuple) -> None:
+    """bf16 dots take AMX tiles (2x2 and 1x1 blocks of 16x16), vdpbf16ps or plain C by tile shape; all must agree."""
+    BM, BN, BK = blocks
+    M, N, Kd = 70, 90, 100
+    g = torch.Generator().manual_seed(BM + BN + BK)
+    a = torch.randn(M, Kd, generator=g).bfloat16()
+    b = torch.randn(Kd, N, generator=g).bfloat16()
+    c = torch.full((M, N), float("nan"), dtype=torch.float32)
+    K.matmul_kernel[(cdiv(M, BM), cdiv(N, BN))](a, b, c, M, N, Kd, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+                                                 c.stride(0), c.stride(1), BM=BM, BN=BN, BK=BK, ACC=tl.float32)
+    torch.testing.assert_close(c.double(), a.double() @ b.double(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("D", [32, 64])
+def test_dot_with_transposed_tile(dtype: torch.dtype, D: int) -> None:
+    M, N = 50, 70
+    q, k = torch.randn(M, D).to(dtype), torch.randn(N, D).to(dtype)
+    s = torch.full((M, N), float("nan"))
+    K.scores_kernel[(cdiv(M, 32), cdiv(N, 32))](q, k, s, M, N, D=D, BM=32, BN=32)
+    torch.testing.assert_close(s.double(), q.double() @ k.double().t(), rtol=1e-4, atol=1e-4)
+
+
 def test_matmul_transposed_operand() -> None:
     M, N, Kd = 33, 40, 50
     a = torch.randn(Kd, M).t()  # non-contiguous: strides (1, M)

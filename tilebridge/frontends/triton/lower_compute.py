@@ -213,15 +213,18 @@ class ComputeLowering:
         acc_t = "f32" if is_float(ty.elem) else "i32"
         if ty.elem in ("f64", "i64"):
             acc_t = ty.elem
-        in_t = acc_t
         self.consumed(a, b, c)
         batch = a.shape[:-2]
         M, K = a.shape[-2:]
         N = b.shape[-1]
+        # bf16 x bf16 stays bf16 (AMX / vdpbf16ps; the micro-kernel packs B into `scratch`); the rest computes in acc_t.
+        paired = a.dtype == b.dtype == "bf16" and acc_t == "f32" and K % 2 == 0
+        in_t = "bf16" if paired else acc_t
         A = self.new_buffer(in_t, a.type.numel, "dot_a")
         B = self.new_buffer(in_t, b.type.numel, "dot_b")
         for src, buf in ((a, A), (b, B)):
             self.fill_operand(src, buf, in_t)
+        scratch = (self.new_buffer("bf16", K * N, "dot_pairs"),) if paired else ()
         if c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1:
             # The accumulator has no other use (typically a loop-carried tile): accumulate in place.
             D = c.buffer
@@ -230,10 +233,11 @@ class ComputeLowering:
             self.loop_nest(ty.shape, lambda idx: self.emit(
                 n.BufWrite(D, linear_index(idx, ty.shape), n.Cast(c.gen(idx), acc_t))))
 
-        kernel = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}[acc_t]
+        kernel = "tb_dot_bf16" if paired else {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32",
+                                               "i64": "tb_dot_i64"}[acc_t]
         for i in range(numel(batch)):
             self.emit(n.Intrinsic(kernel, (c0(M), c0(N), c0(K), buffer_from(A, i * M * K), buffer_from(B, i * K * N),
-                                           buffer_from(D, i * M * N))))
+                                           buffer_from(D, i * M * N), *scratch)))
         out = TVal(TType(ty.shape, acc_t), None)
         self.read_buffer(out, D)
         if acc_t != ty.elem:
