@@ -59,31 +59,52 @@ def _random(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> t
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
 
 
+def _outputs(*like: torch.Tensor) -> tuple:
+    """Output tensors for each side, made once per case: the timed calls write into them (`out=`).
+
+    Fresh outputs of many MiB would be page-faulted in on every call (glibc maps large blocks anew
+    and returns them on free), which costs more than the kernels themselves on this kind of machine
+    and says nothing about them. Used only where ATen has a native `out=` kernel; where it has none
+    (layer norm, whose `out=` form computes and then copies; RMSNorm, cross-entropy and SDPA, which
+    eager composes) both sides allocate on every call, as users' code does.
+    """
+    def one() -> torch.Tensor | tuple:
+        made = tuple(torch.empty_like(t) for t in like)
+        return made[0] if len(made) == 1 else made
+    return one(), one()
+
+
 # --- workloads, one builder per kernel ------------------------------------------------------------------
 
 def add(n: int) -> Workload:
     """x + y: two reads and a write per element, one flop; exact, so no tolerance."""
     x, y = _random(n, seed=1), _random(n, seed=2)
-    return Workload(lambda: kernels.vector_add(x, y), lambda: torch.add(x, y), 3 * n * FLOAT, n, n, {"rtol": 0, "atol": 0})
+    out, ref = _outputs(x)
+    return Workload(lambda: kernels.vector_add(x, y, out=out), lambda: torch.add(x, y, out=ref), 3 * n * FLOAT, n, n,
+                    {"rtol": 0, "atol": 0})
 
 
 def gelu(n: int) -> Workload:
     """GELU (tanh): one read, one write; about ten flops an element, still far below the compute roof."""
     x = _random(n, seed=3)
-    return Workload(lambda: kernels.gelu_tanh(x), lambda: F.gelu(x, approximate="tanh"), 2 * n * FLOAT, 10 * n, n,
+    out, ref = _outputs(x)
+    return Workload(lambda: kernels.gelu_tanh(x, out=out), lambda: torch._C._nn.gelu(x, approximate="tanh", out=ref),
+                    2 * n * FLOAT, 10 * n, n,
                     {"rtol": 1e-5, "atol": 1e-5})
 
 
 def swiglu(n: int) -> Workload:
     """silu(a) * b: the fused kernel reads two and writes one; eager ATen makes an intermediate as well."""
     a, b = _random(n, seed=4), _random(n, seed=5)
-    return Workload(lambda: kernels.swiglu(a, b), lambda: F.silu(a) * b, 3 * n * FLOAT, 5 * n, n)
+    out, ref = _outputs(a)
+    return Workload(lambda: kernels.swiglu(a, b, out=out), lambda: torch.mul(F.silu(a), b, out=ref), 3 * n * FLOAT, 5 * n, n)
 
 
 def softmax(rows: int, cols: int) -> Workload:
     """Row softmax: one read and one write per element is the least any implementation can move."""
     x = _random(rows, cols, seed=6)
-    return Workload(lambda: kernels.softmax(x), lambda: torch.softmax(x, dim=-1), 2 * rows * cols * FLOAT,
+    out, ref = _outputs(x)
+    return Workload(lambda: kernels.softmax(x, out=out), lambda: torch._softmax(x, -1, False, out=ref), 2 * rows * cols * FLOAT,
                     5 * rows * cols, rows * cols, {"rtol": 1e-5, "atol": 1e-6})
 
 
@@ -110,9 +131,10 @@ def layer_norm_backward(rows: int, cols: int) -> Workload:
 
 
 def rms_norm(rows: int, cols: int) -> Workload:
-    """RMSNorm: PyTorch eager composes it from several ops, each a pass over the tensor."""
+    """RMSNorm: PyTorch eager composes it from several ops, each a pass over the tensor (and a fresh tensor)."""
     x, w = _random(rows, cols, seed=14), _random(cols, seed=15)
-    return Workload(lambda: kernels.rms_norm(x, w), lambda: F.rms_norm(x, (cols,), w, 1e-6), (2 * rows * cols + cols) * FLOAT,
+    return Workload(lambda: kernels.rms_norm(x, w), lambda: F.rms_norm(x, (cols,), w, 1e-6),
+                    (2 * rows * cols + cols) * FLOAT,
                     4 * rows * cols, rows * cols, {"rtol": 1e-4, "atol": 1e-4})
 
 
@@ -120,43 +142,54 @@ def cross_entropy(rows: int, classes: int) -> Workload:
     """Per-row loss over a vocabulary-sized row: one read of the logits dominates."""
     logits = _random(rows, classes, seed=16)
     target = torch.randint(0, classes, (rows,), generator=torch.Generator().manual_seed(17))
-    return Workload(lambda: kernels.cross_entropy(logits, target), lambda: F.cross_entropy(logits, target, reduction="none"),
+    return Workload(lambda: kernels.cross_entropy(logits, target),
+                    lambda: F.cross_entropy(logits, target, reduction="none"),
                     (rows * classes + 3 * rows) * FLOAT, 4 * rows * classes, rows * classes, {"rtol": 1e-5, "atol": 1e-4})
 
 
 def row_sum(rows: int, cols: int) -> Workload:
     """Row sums: read-only, so a fast kernel may beat the copy roof (which counts a write too)."""
     x = _random(rows, cols, seed=18)
-    return Workload(lambda: kernels.row_sum(x), lambda: x.sum(dim=-1), (rows * cols + rows) * FLOAT, rows * cols,
+    out, ref = _outputs(torch.empty(rows))
+    return Workload(lambda: kernels.row_sum(x, out=out), lambda: torch.sum(x, -1, out=ref),
+                    (rows * cols + rows) * FLOAT, rows * cols,
                     rows * cols, {"rtol": 1e-4, "atol": 1e-5 * math.sqrt(cols)})
 
 
 def row_max(rows: int, cols: int) -> Workload:
     """Row maxima: read-only like the sums, and exact, so no tolerance."""
     x = _random(rows, cols, seed=19)
-    return Workload(lambda: kernels.row_max(x), lambda: x.amax(dim=-1), (rows * cols + rows) * FLOAT, rows * cols,
+    out, ref = _outputs(torch.empty(rows))
+    return Workload(lambda: kernels.row_max(x, out=out), lambda: torch.amax(x, -1, out=ref),
+                    (rows * cols + rows) * FLOAT, rows * cols,
                     rows * cols, {"rtol": 0, "atol": 0})
 
 
 def cumsum(rows: int, cols: int) -> Workload:
     """Row prefix sums (tl.cumsum): a read and a write per element."""
     x = _random(rows, cols, seed=20)
+    out, ref = _outputs(x)
     # a scan's rounding depends on its association order, which differs from ATen's sequential one
-    return Workload(lambda: kernels.row_cumsum(x), lambda: torch.cumsum(x, dim=-1), 2 * rows * cols * FLOAT, rows * cols,
+    return Workload(lambda: kernels.row_cumsum(x, out=out), lambda: torch.cumsum(x, -1, out=ref),
+                    2 * rows * cols * FLOAT, rows * cols,
                     rows * cols, {"rtol": 1e-4, "atol": 2e-6 * cols})
 
 
 def matmul(m: int, n: int, k: int) -> Workload:
     """fp32 GEMM: 2mnk flops against the sgemm roof; the tolerance grows with k, the length of each sum."""
     a, b = _random(m, k, seed=21), _random(k, n, seed=22)
-    return Workload(lambda: kernels.matmul(a, b), lambda: torch.mm(a, b), (m * k + k * n + m * n) * FLOAT, 2 * m * n * k,
+    out, ref = _outputs(torch.empty(m, n))
+    return Workload(lambda: kernels.matmul(a, b, out=out), lambda: torch.mm(a, b, out=ref),
+                    (m * k + k * n + m * n) * FLOAT, 2 * m * n * k,
                     m * n, {"rtol": 1e-4, "atol": 1e-5 * k})
 
 
 def matmul_bf16(m: int, n: int, k: int) -> Workload:
     """bf16 inputs, fp32 accumulation. ATen's bf16 mm (oneDNN) returns bf16, so it is checked against fp32 mm."""
     a, b = _random(m, k, seed=23, dtype=torch.bfloat16), _random(k, n, seed=24, dtype=torch.bfloat16)
-    return Workload(lambda: kernels.matmul(a, b), lambda: torch.mm(a, b), (m * k + k * n) * 2 + m * n * FLOAT, 2 * m * n * k,
+    out, ref = torch.empty(m, n), torch.empty(m, n, dtype=torch.bfloat16)
+    return Workload(lambda: kernels.matmul(a, b, block_k=64, out=out), lambda: torch.mm(a, b, out=ref),
+                    (m * k + k * n) * 2 + m * n * FLOAT, 2 * m * n * k,
                     m * n, {"rtol": 1e-4, "atol": 1e-5 * k}, expected=lambda: torch.mm(a.float(), b.float()))
 
 

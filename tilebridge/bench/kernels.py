@@ -62,23 +62,23 @@ def _elementwise_grid(n: int, block: int) -> tuple[int]:
     return (triton.cdiv(n, block),)
 
 
-def vector_add(x: torch.Tensor, y: torch.Tensor, block: int = ELEMENTWISE_BLOCK) -> torch.Tensor:
+def vector_add(x: torch.Tensor, y: torch.Tensor, block: int = ELEMENTWISE_BLOCK, out: torch.Tensor | None = None) -> torch.Tensor:
     """x + y for contiguous 1-D tensors."""
-    out = torch.empty_like(x)
+    out = torch.empty_like(x) if out is None else out
     add_kernel[_elementwise_grid(x.numel(), block)](x, y, out, x.numel(), BLOCK=block)
     return out
 
 
-def gelu_tanh(x: torch.Tensor, block: int = ELEMENTWISE_BLOCK) -> torch.Tensor:
+def gelu_tanh(x: torch.Tensor, block: int = ELEMENTWISE_BLOCK, out: torch.Tensor | None = None) -> torch.Tensor:
     """GELU (tanh approximation) of a contiguous tensor."""
-    out = torch.empty_like(x)
+    out = torch.empty_like(x) if out is None else out
     gelu_tanh_kernel[_elementwise_grid(x.numel(), block)](x, out, x.numel(), BLOCK=block)
     return out
 
 
-def swiglu(a: torch.Tensor, b: torch.Tensor, block: int = ELEMENTWISE_BLOCK) -> torch.Tensor:
+def swiglu(a: torch.Tensor, b: torch.Tensor, block: int = ELEMENTWISE_BLOCK, out: torch.Tensor | None = None) -> torch.Tensor:
     """silu(a) * b for contiguous tensors of one shape."""
-    out = torch.empty_like(a)
+    out = torch.empty_like(a) if out is None else out
     swiglu_kernel[_elementwise_grid(a.numel(), block)](a, b, out, a.numel(), BLOCK=block)
     return out
 
@@ -229,25 +229,25 @@ def row_cumsum_kernel(x_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
     tl.store(out_ptr + row * n_cols + cols, tl.cumsum(x, axis=0), mask=inside)
 
 
-def softmax(x: torch.Tensor) -> torch.Tensor:
+def softmax(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Row softmax of a contiguous 2-D tensor; the whole row is one block."""
     rows, cols = x.shape
-    out = torch.empty_like(x)
+    out = torch.empty_like(x) if out is None else out
     softmax_kernel[(rows,)](x, out, cols, x.stride(0), BLOCK=triton.next_power_of_2(cols))
     return out
 
 
 def layer_norm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                       eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       eps: float = 1e-5, out: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Layer norm over the last dimension; returns (y, mean, rstd) as `aten.native_layer_norm` does."""
     rows, cols = x.shape
-    y, mean, rstd = torch.empty_like(x), torch.empty(rows, 1), torch.empty(rows, 1)
+    y, mean, rstd = (torch.empty_like(x), torch.empty(rows, 1), torch.empty(rows, 1)) if out is None else out
     layer_norm_forward_kernel[(rows,)](x, weight, bias, y, mean, rstd, cols, eps, BLOCK=triton.next_power_of_2(cols))
     return y, mean, rstd
 
 
 def layer_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor,
-                        n_partials: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                        n_partials: int = 64, out: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dw, db) of layer norm: a fused dx pass writing partial dw/db rows, then their column sums.
 
     `n_partials` programs share the rows: enough to keep every core busy, few enough that the
@@ -258,54 +258,53 @@ def layer_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
     n_partials = min(n_partials, rows)
     rows_per_program = triton.cdiv(rows, n_partials)
     n_partials = triton.cdiv(rows, rows_per_program)
-    dx = torch.empty_like(x)
+    dx, dw, db = (torch.empty_like(x), torch.empty(cols), torch.empty(cols)) if out is None else out
     partial_dw, partial_db = torch.empty(n_partials, cols), torch.empty(n_partials, cols)
     layer_norm_backward_dx_kernel[(n_partials,)](x, dy, weight, mean, rstd, dx, partial_dw, partial_db,
                                                  rows, cols, rows_per_program, BLOCK=block)
-    dw, db = torch.empty(cols), torch.empty(cols)
     block_cols = min(block, 256)
     layer_norm_backward_dwdb_kernel[(triton.cdiv(cols, block_cols),)](
         partial_dw, partial_db, dw, db, n_partials, cols, BLOCK_PARTIALS=16, BLOCK_COLS=block_cols)
     return dx, dw, db
 
 
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, out: torch.Tensor | None = None) -> torch.Tensor:
     """RMSNorm over the last dimension."""
     rows, cols = x.shape
-    y = torch.empty_like(x)
+    y = torch.empty_like(x) if out is None else out
     rms_norm_kernel[(rows,)](x, weight, y, cols, eps, BLOCK=triton.next_power_of_2(cols))
     return y
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, block: int = 2048) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, block: int = 2048, out: torch.Tensor | None = None) -> torch.Tensor:
     """Per-row cross-entropy loss (reduction='none') of fp32 logits and int64 class indices."""
     rows, classes = logits.shape
-    loss = torch.empty(rows)
+    loss = torch.empty(rows) if out is None else out
     cross_entropy_kernel[(rows,)](logits, target, loss, classes, BLOCK=min(block, triton.next_power_of_2(classes)))
     return loss
 
 
-def _row_reduce(kernel: triton.JITFunction, x: torch.Tensor) -> torch.Tensor:
+def _row_reduce(kernel: triton.JITFunction, x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     rows, cols = x.shape
-    out = torch.empty(rows)
+    out = torch.empty(rows) if out is None else out
     kernel[(rows,)](x, out, cols, BLOCK=triton.next_power_of_2(cols))
     return out
 
 
-def row_sum(x: torch.Tensor) -> torch.Tensor:
+def row_sum(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Sum over the last dimension of a contiguous 2-D tensor."""
-    return _row_reduce(row_sum_kernel, x)
+    return _row_reduce(row_sum_kernel, x, out)
 
 
-def row_max(x: torch.Tensor) -> torch.Tensor:
+def row_max(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Maximum over the last dimension of a contiguous 2-D tensor."""
-    return _row_reduce(row_max_kernel, x)
+    return _row_reduce(row_max_kernel, x, out)
 
 
-def row_cumsum(x: torch.Tensor) -> torch.Tensor:
+def row_cumsum(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Inclusive prefix sum over the last dimension of a contiguous 2-D tensor."""
     rows, cols = x.shape
-    out = torch.empty_like(x)
+    out = torch.empty_like(x) if out is None else out
     row_cumsum_kernel[(rows,)](x, out, cols, BLOCK=triton.next_power_of_2(cols))
     return out
 
@@ -344,10 +343,10 @@ def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk,
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, block_m: int = 128, block_n: int = 128, block_k: int = 32,
-           group_m: int = 8) -> torch.Tensor:
+           group_m: int = 8, out: torch.Tensor | None = None) -> torch.Tensor:
     """A @ B into a new fp32 tensor (fp32 or bf16 inputs)."""
     (m, k), (_, n) = a.shape, b.shape
-    c = torch.empty((m, n), dtype=torch.float32)
+    c = torch.empty((m, n), dtype=torch.float32) if out is None else out
     grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n),)
     matmul_kernel[grid](a, b, c, m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
                         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=group_m)
@@ -394,10 +393,10 @@ def attention_forward_kernel(q_ptr, k_ptr, v_ptr, out_ptr, seq_len, scale,
 
 
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
-                      block_m: int = 64, block_n: int = 64) -> torch.Tensor:
+                      block_m: int = 64, block_n: int = 64, out: torch.Tensor | None = None) -> torch.Tensor:
     """Scaled dot-product attention of contiguous (batch, heads, seq, head_dim) fp32 tensors."""
     batch, heads, seq_len, head_dim = q.shape
-    out = torch.empty_like(q)
+    out = torch.empty_like(q) if out is None else out
     grid = (triton.cdiv(seq_len, block_m), batch * heads)
     attention_forward_kernel[grid](q, k, v, out, seq_len, 1.0 / math.sqrt(head_dim),
                                    HEAD_DIM=head_dim, BLOCK_M=block_m, BLOCK_N=block_n, CAUSAL=causal)

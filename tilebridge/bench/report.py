@@ -211,10 +211,12 @@ def markdown(result: SuiteResult, plot_path: str | None = None) -> str:
               "that fails to compile, run or match is a FAILED row with the error.",
               "- Tilebridge and PyTorch calls alternate (one warm-up each first) and each side's median over the "
               "repetitions is reported, so bursts of load on a shared machine hit both sides.",
-              "- Output allocation is inside the timed call on both sides, as a user would see it. For outputs of "
-              "many MiB that includes the page faults of fresh memory (glibc returns large blocks to the system on "
-              "free), which the `copy_` roof, writing into an existing tensor, does not pay; this caps the large "
-              "memory-bound cases of both sides well below the roof.",
+              "- Where ATen has a native `out=` kernel, outputs are allocated once per case and written by every "
+              "timed call on both sides, like the `copy_` roof: a fresh output of many MiB is page-faulted in on "
+              "each call (glibc maps large blocks anew), which on this machine costs more than the kernels. Where "
+              "it has none (layer norm, whose `out=` form computes and then copies; RMSNorm, cross-entropy and "
+              "SDPA, which eager composes; silu's intermediate in SwiGLU) both sides allocate on every call, as "
+              "users' code does, and those cases stay further from the roof.",
               "- The copy roof counts a read and a write per element. Kernels that mostly read (row sums, row "
               "maxima) can go past it, and so can inputs that stay in a large last-level cache.",
               "- The bf16 matmul is timed against ATen's bf16 `mm` (oneDNN, which may use AMX) and checked against "
