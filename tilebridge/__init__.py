@@ -21,3 +21,21 @@ def deactivate() -> None:
     """Give the active-driver choice back to triton's own discovery."""
     from tilebridge.frontends.triton.driver import deactivate as _deactivate
     _deactivate()
+
+
+def enable(include=None, exclude=None) -> list[str]:
+    """Serve aten ops on CPU tensors with tilebridge's Triton operators (see `tilebridge.integrations.torch`)."""
+    from tilebridge.integrations.torch import enable as _enable
+    return _enable(include, exclude)
+
+
+def disable() -> None:
+    """Give every aten op back to ATen."""
+    from tilebridge.integrations.torch import disable as _disable
+    _disable()
+
+
+def use_ops(include=None, exclude=None):
+    """Context manager: the operator library on (optionally a subset) inside a `with` block."""
+    from tilebridge.integrations.torch import use_ops as _use_ops
+    return _use_ops(include, exclude)

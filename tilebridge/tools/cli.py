@@ -1,4 +1,4 @@
-"""The `tilebridge` command: `demo`, `doctor`, `bench` and `--version`.
+"""The `tilebridge` command: `demo`, `doctor`, `bench`, `align` and `--version`.
 
 Subcommands import their modules only when chosen, so `tilebridge --version` and `tilebridge --help`
 answer at once, without importing triton or torch.
@@ -30,6 +30,12 @@ def _bench(args: argparse.Namespace) -> int:
                       plot_path=args.plot, markdown_path=args.markdown)
 
 
+def _align(args: argparse.Namespace) -> int:
+    from tilebridge.tools.align import main as align_main
+
+    return align_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, separate from `main` so tests and docs can inspect it."""
     from tilebridge import __version__
@@ -52,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of torch/tilebridge per case")
     bench.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/performance.md)")
     bench.set_defaults(handler=_bench)
+    align = commands.add_parser("align", help="run PyTorch's OpInfo samples with the operator library off and on")
+    align.add_argument("--ops", metavar="NAME[,NAME]", help="OpInfo names (default: all of op_db)")
+    align.add_argument("--dtypes", metavar="DTYPE[,DTYPE]", help="default: float32,float16,bfloat16 and the integers, bool")
+    align.add_argument("--variants", metavar="V[,V]", help="sample,reference,noncontiguous,out,inplace,error,grad (default: all)")
+    align.add_argument("--limit", type=int, default=1000, help="at most this many samples per OpInfo, dtype and variant")
+    align.add_argument("--json", metavar="PATH", help="write the counts as JSON (e.g. docs/pytorch-alignment.json)")
+    align.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/pytorch-alignment.md)")
+    align.add_argument("--progress", action="store_true", help="print each OpInfo as it finishes")
+    align.set_defaults(handler=_align)
     return parser
 
 

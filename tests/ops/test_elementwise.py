@@ -1,0 +1,114 @@
+"""Elementwise operators against float64 (and ATen for integers): odd shapes, strides, broadcasting, out=, in-place.
+
+Each case runs with the library on and checks the op was *served* by a tilebridge kernel, so a silent
+fallback to ATen cannot pass for a working kernel. Shapes are not powers of two, so the last block of
+every kernel is masked.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.ops.conftest import noncontiguous, random
+from tilebridge.integrations.torch.aten import bypassed
+
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+SHAPE = (37, 13)
+
+# name, the computation, the overload that must be served, number of tensor inputs, dtypes
+CASES = [
+    ("exp", lambda x: torch.exp(x), "exp", 1, (torch.float32, torch.bfloat16)),
+    ("sqrt", lambda x: torch.sqrt(x.abs()), "sqrt", 1, (torch.float32, torch.float16)),
+    ("sigmoid", torch.sigmoid, "sigmoid", 1, (torch.float32, torch.bfloat16)),
+    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), "gelu", 1, (torch.float32,)),
+    ("silu", F.silu, "silu", 1, (torch.float32, torch.float16)),
+    ("leaky_relu", lambda x: F.leaky_relu(x, 0.2), "leaky_relu", 1, (torch.float32,)),
+    ("add_alpha", lambda a, b: torch.add(a, b, alpha=-1.5), "add.Tensor", 2, (torch.float32, torch.bfloat16)),
+    ("mul_scalar", lambda a: a * 0.37, "mul.Tensor", 1, (torch.float32, torch.float16)),
+    ("div", torch.div, "div.Tensor", 2, (torch.float32,)),
+    ("maximum", torch.maximum, "maximum", 2, (torch.float32,)),
+    ("where", lambda a, b: torch.where(a > b, a, b * 2), "where.self", 2, (torch.float32,)),
+    ("clamp", lambda x: torch.clamp(x, -0.5, 1.25), "clamp", 1, (torch.float32, torch.bfloat16)),
+]
+
+
+def _reference(fn, inputs, dtype):
+    with bypassed():
+        return fn(*(t.double() for t in inputs)).to(dtype)
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+@pytest.mark.parametrize("name,fn,overload,arity,dtypes", CASES, ids=[c[0] for c in CASES])
+def test_against_float64(library, generator, name, fn, overload, arity, dtypes, strided):
+    for dtype in dtypes:
+        inputs = [random(SHAPE, dtype, generator) for _ in range(arity)]
+        if strided:
+            inputs = [noncontiguous(t) for t in inputs]
+            assert not inputs[0].is_contiguous()
+        library["served"].clear()
+        result = fn(*inputs)
+        assert library["served"][overload] >= 1, f"{overload} was not served: {dict(library['served'])}"
+        expected = _reference(fn, inputs, dtype)
+        assert result.dtype == dtype and result.shape == SHAPE
+        torch.testing.assert_close(result, expected, atol=TOLERANCE[dtype], rtol=TOLERANCE[dtype])
+
+
+def test_broadcasting_and_promotion(library, generator):
+    a = random((5, 1, 7), torch.float16, generator)
+    b = random((3, 1), torch.float32, generator)
+    result = a + b  # float16 (5,1,7) + float32 (3,1) -> float32 (5,3,7)
+    assert result.dtype == torch.float32 and result.shape == (5, 3, 7)
+    torch.testing.assert_close(result, (a.double() + b.double()).float())
+    ints = random((4, 9), torch.int32, generator)
+    halves = ints / 2  # integer true division gives the default float dtype
+    assert halves.dtype == torch.float32
+    torch.testing.assert_close(halves, ints.double().div(2).float())
+    small = random((11,), torch.int8, generator) * 14
+    wrapped = small * 3  # int8 wraps as in ATen
+    assert torch.equal(wrapped, torch.tensor([(v * 3 + 128) % 256 - 128 for v in small.tolist()], dtype=torch.int8))
+    assert library["served"]["add.Tensor"] and library["served"]["div.Tensor"] and library["served"]["mul.Tensor"]
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int16, torch.uint8, torch.bool])
+def test_integer_and_bool_exact(library, generator, dtype):
+    a, b = random((19, 6), dtype, generator), random((19, 6), dtype, generator)
+    with bypassed():
+        expected = [a & b, a == b, torch.logical_xor(a, b), torch.where(a > b, a, b)]
+    result = [a & b, a == b, torch.logical_xor(a, b), torch.where(a > b, a, b)]
+    for got, want in zip(result, expected):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    assert library["served"]["bitwise_and.Tensor"] and library["served"]["eq.Tensor"] and library["served"]["where.self"]
+
+
+def test_out_and_inplace_variants(library, generator):
+    x, y = random((23, 5), torch.float32, generator), random((5,), torch.float32, generator)
+    out = torch.full((23, 5), float("nan"))
+    torch.mul(x, y, out=out)
+    torch.testing.assert_close(out, (x.double() * y.double()).float())
+    target = noncontiguous(x.clone())
+    target.add_(y, alpha=2)
+    torch.testing.assert_close(target, (x.double() + 2 * y.double()).float())
+    assert library["served"]["mul.out"] == 1 and library["served"]["add_.Tensor"] == 1
+    half_out = torch.empty(23, 5, dtype=torch.float16)
+    torch.exp(x, out=half_out)  # out= of a lower dtype: computed in float32, stored rounded
+    torch.testing.assert_close(half_out, x.double().exp().half(), atol=1e-3, rtol=1e-3)
+    masked = x.clone().masked_fill_(x > 0.5, -7.0)
+    torch.testing.assert_close(masked, torch.where(x > 0.5, torch.tensor(-7.0), x))
+    assert library["served"]["masked_fill_.Scalar"] == 1
+
+
+def test_more_than_four_dimensions_and_empty(library, generator):
+    x = random((2, 3, 2, 3, 5, 3), torch.float32, generator).permute(5, 3, 1, 0, 2, 4)
+    torch.testing.assert_close(torch.neg(x), -x.double().float())
+    assert torch.exp(torch.empty(0, 3)).shape == (0, 3)
+
+
+def test_special_values(library):
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 1.5, -2.5])
+    assert torch.equal(torch.isnan(torch.relu(x)), torch.isnan(x))
+    torch.testing.assert_close(torch.nan_to_num(x), torch.tensor([0.0, 3.4028234663852886e38, -3.4028234663852886e38,
+                                                                  -0.0, 0.0, 1.5, -2.5]))
+    assert torch.equal(torch.signbit(x), torch.tensor([False, False, True, True, False, False, True]))
+    assert torch.isnan(torch.maximum(x, torch.zeros(7))[0])
+    assert torch.fmax(x, torch.zeros(7))[0] == 0

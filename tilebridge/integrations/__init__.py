@@ -1,0 +1,1 @@
+"""Integrations with the frameworks users already run: PyTorch's dispatcher first."""

@@ -1,0 +1,4 @@
+"""tilebridge's operator library inside PyTorch: `enable()`, `disable()`, `use_ops()`."""
+from tilebridge.integrations.torch.aten import COUNTERS, disable, enable, enabled_overloads, use_ops
+
+__all__ = ["COUNTERS", "disable", "enable", "enabled_overloads", "use_ops"]

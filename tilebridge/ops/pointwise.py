@@ -1,0 +1,247 @@
+"""The three generic pointwise kernels (one, two and three tensor inputs) and the wrapper factory.
+
+An operator is a small `@triton.jit` math function handed to a generic kernel as a `tl.constexpr`:
+`FN(x, p0, p1, p2)`, `FN(a, b, p0, p1, p2)` or `FN(a, b, c, p0, p1)`, where the p's are the op's
+Scalar arguments (alpha, negative_slope, min/max, ...). Inputs are loaded in their own dtype and
+converted to the compute dtype (fp32 for the 16-bit floats, as ATen's opmath), the result is
+converted to the output's dtype at the store. The host wrapper does type promotion, Python scalars,
+broadcasting, `out=` and in-place variants, and declines what ATen must handle (float64, a resize of
+`out`, overlapping memory).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from numbers import Number
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion
+from torch._prims_common import elementwise_dtypes
+
+from tilebridge.ops.registry import Decline, register
+from tilebridge.ops.strided import BLOCK, TRITON_DTYPES, Layout, compute_dtype, has_internal_overlap, operand, strided_offset
+
+_INTS = ["n", "s1", "s2", "s3"] + [f"t{o}{d}" for o in range(4) for d in range(4)] + ["p0", "p1", "p2"]
+_POINTERS = ["out_ptr", "a_ptr", "b_ptr", "c_ptr"]
+
+
+def _jit(fn):
+    """Specialize on dtypes and constexprs only: sizes, strides and scalars never multiply compiles."""
+    return triton.jit(fn, do_not_specialize=[n for n in _INTS if n in fn.__code__.co_varnames],
+                      do_not_specialize_on_alignment=[n for n in _POINTERS if n in fn.__code__.co_varnames])
+
+
+@_jit
+def unary_kernel(out_ptr, a_ptr, n, s1, s2, s3, t00, t01, t02, t03, t10, t11, t12, t13, p0, p1, p2,
+                 FN: tl.constexpr, COMPUTE: tl.constexpr, RANK: tl.constexpr, CONTIGUOUS: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = index < n
+    if CONTIGUOUS:
+        out_offset = index
+        a_offset = index
+    else:
+        out_offset = strided_offset(index, s1, s2, s3, t00, t01, t02, t03, RANK)
+        a_offset = strided_offset(index, s1, s2, s3, t10, t11, t12, t13, RANK)
+    a = tl.load(a_ptr + a_offset, mask=inside).to(COMPUTE)
+    tl.store(out_ptr + out_offset, FN(a, p0, p1, p2).to(out_ptr.dtype.element_ty), mask=inside)
+
+
+@_jit
+def binary_kernel(out_ptr, a_ptr, b_ptr, n, s1, s2, s3, t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23,
+                  p0, p1, p2, FN: tl.constexpr, COMPUTE: tl.constexpr, RANK: tl.constexpr, CONTIGUOUS: tl.constexpr,
+                  BLOCK: tl.constexpr):
+    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = index < n
+    if CONTIGUOUS:
+        out_offset = index
+        a_offset = index
+        b_offset = index
+    else:
+        out_offset = strided_offset(index, s1, s2, s3, t00, t01, t02, t03, RANK)
+        a_offset = strided_offset(index, s1, s2, s3, t10, t11, t12, t13, RANK)
+        b_offset = strided_offset(index, s1, s2, s3, t20, t21, t22, t23, RANK)
+    a = tl.load(a_ptr + a_offset, mask=inside).to(COMPUTE)
+    b = tl.load(b_ptr + b_offset, mask=inside).to(COMPUTE)
+    tl.store(out_ptr + out_offset, FN(a, b, p0, p1, p2).to(out_ptr.dtype.element_ty), mask=inside)
+
+
+@_jit
+def ternary_kernel(out_ptr, a_ptr, b_ptr, c_ptr, n, s1, s2, s3, t00, t01, t02, t03, t10, t11, t12, t13,
+                   t20, t21, t22, t23, t30, t31, t32, t33, p0, p1, FN: tl.constexpr, COMPUTE: tl.constexpr,
+                   RANK: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr):
+    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = index < n
+    if CONTIGUOUS:
+        out_offset = index
+        a_offset = index
+        b_offset = index
+        c_offset = index
+    else:
+        out_offset = strided_offset(index, s1, s2, s3, t00, t01, t02, t03, RANK)
+        a_offset = strided_offset(index, s1, s2, s3, t10, t11, t12, t13, RANK)
+        b_offset = strided_offset(index, s1, s2, s3, t20, t21, t22, t23, RANK)
+        c_offset = strided_offset(index, s1, s2, s3, t30, t31, t32, t33, RANK)
+    a = tl.load(a_ptr + a_offset, mask=inside).to(COMPUTE)
+    b = tl.load(b_ptr + b_offset, mask=inside).to(COMPUTE)
+    c = tl.load(c_ptr + c_offset, mask=inside).to(COMPUTE)
+    tl.store(out_ptr + out_offset, FN(a, b, c, p0, p1).to(out_ptr.dtype.element_ty), mask=inside)
+
+
+KERNELS = {1: (unary_kernel, 3), 2: (binary_kernel, 3), 3: (ternary_kernel, 2)}
+
+
+def launch(fn: Any, out: torch.Tensor, inputs: list[torch.Tensor], params: Iterable[Any], compute: torch.dtype) -> None:
+    """Run `fn` over `inputs` (broadcastable to `out`) into `out`, in the compute dtype `compute`."""
+    if out.numel() == 0:
+        return
+    kernel, n_params = KERNELS[len(inputs)]
+    layout = Layout(out, inputs)
+    as_int = not compute.is_floating_point
+    if as_int and any(isinstance(p, float) and not p.is_integer() for p in params):
+        raise Decline("fractional Scalar for an integer computation (ATen raises or converts)")
+    values = [int(p) if as_int else float(p) for p in params]
+    values += [0] * (n_params - len(values))
+    kernel[layout.grid()](*layout.args(), *values, FN=fn, COMPUTE=compute_dtype(compute), RANK=layout.rank,
+                          CONTIGUOUS=layout.contiguous, BLOCK=BLOCK)
+
+
+# --- the wrapper factory ---------------------------------------------------------------------------------
+
+OPMATH = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
+def promote(values: list[Any], kind: Promotion) -> tuple[torch.dtype, torch.dtype, torch.dtype]:
+    """(common, compute, result) dtypes of an elementwise op, by ATen's rules for this promotion kind."""
+    common = elementwise_dtypes(*values, type_promotion_kind=Promotion.NO_OPMATH)[1]
+    result = common
+    if kind == Promotion.INT_TO_FLOAT and not common.is_floating_point:
+        result = torch.get_default_dtype()
+    elif kind == Promotion.ALWAYS_BOOL:
+        result = torch.bool
+    basis = result if kind == Promotion.INT_TO_FLOAT else common
+    return common, OPMATH.get(basis, basis), result
+
+
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() and a.numel() > 0 and b.numel() > 0
+
+
+def _check_output(out: torch.Tensor, shape: torch.Size, inputs: list[torch.Tensor], result: torch.dtype) -> None:
+    """Decline what ATen must do itself for an `out=`/in-place target: resize, unsafe cast, overlap."""
+    if out.shape != shape or not torch.can_cast(result, out.dtype) or has_internal_overlap(out):
+        raise Decline("out needs a resize, an unsafe cast, or overlaps itself")
+    for t in inputs:
+        if _same_memory(out, t) and not (t.shape == out.shape and t.stride() == out.stride()
+                                         and t.storage_offset() == out.storage_offset()):
+            raise Decline("out partially overlaps an input")
+
+
+def _empty_result(shape: torch.Size, dtype: torch.dtype, inputs: list[torch.Tensor]) -> torch.Tensor:
+    """A result laid out like the first full-shape dense input (as ATen keeps channels-last etc.), else contiguous."""
+    for t in inputs:
+        if t.shape == shape and t.dim() > 1 and not t.is_contiguous() and _dense(t):
+            return torch.empty_like(t, dtype=dtype)
+    return torch.empty(shape, dtype=dtype)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    order = sorted(range(t.dim()), key=lambda d: t.stride(d))
+    expected = 1
+    for d in order:
+        if t.shape[d] != 1 and t.stride(d) != expected:
+            return False
+        expected *= t.shape[d]
+    return True
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    """One elementwise operator: its math, its tensor and Scalar arguments, its dtypes and promotion.
+
+    `tensors` name the schema arguments that are (or may arrive as numbers for) tensors, `params` the
+    Scalar arguments passed to the math as p0, p1, ...; `select` picks the math from the bound
+    arguments when a string argument changes it (gelu's `approximate`), `prepare` rewrites params.
+    `promote_over` names the arguments type promotion looks at (default: the tensors; where's
+    condition is not one of them, clamp's bounds are), `check` declines calls the op cannot serve.
+    """
+
+    fn: Any
+    dtypes: frozenset
+    tensors: tuple[str, ...] = ("self",)
+    params: tuple[str, ...] = ()
+    kind: Promotion = Promotion.DEFAULT
+    select: Callable[[dict], Any] | None = None
+    prepare: Callable[[dict, torch.dtype], list] | None = None
+    promote_over: tuple[str, ...] | None = None
+    check: Callable[[dict], None] | None = None
+
+    def __call__(self, bound: dict, out: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
+        values = [bound[name] for name in self.tensors]
+        if not any(isinstance(v, torch.Tensor) for v in values):
+            raise Decline("no tensor argument")
+        if self.check:
+            self.check(bound)
+        promoted = [bound[name] for name in self.promote_over] if self.promote_over else values
+        common, compute, result = promote([v for v in promoted if v is not None], self.kind)
+        if common not in self.dtypes or any(isinstance(v, torch.Tensor) and v.dtype not in TRITON_DTYPES for v in values):
+            raise Decline(f"dtype {common}")
+        if any(isinstance(v, torch.Tensor) and (v.device.type != "cpu" or v.layout != torch.strided or v.is_complex())
+               for v in values):
+            raise Decline("not a strided CPU tensor")
+        inputs = [operand(v, compute) for v in values]
+        shape = torch.broadcast_shapes(*(t.shape for t in inputs))
+        params = self.prepare(bound, compute) if self.prepare else [bound[name] for name in self.params]
+        fn = self.select(bound) if self.select else self.fn
+        if inplace:
+            out = inputs[0]
+        if out is not None:
+            _check_output(out, shape, inputs, result)
+        else:
+            out = _empty_result(shape, result, inputs)
+        launch(fn, out, inputs, params, compute)
+        return out
+
+
+def bind(schema: torch.FunctionSchema, args: tuple, kwargs: dict) -> dict:
+    """Schema argument name -> value, defaults filled in (the dispatcher passes kwarg-only ones by name)."""
+    bound = {}
+    for i, argument in enumerate(schema.arguments):
+        if i < len(args):
+            bound[argument.name] = args[i]
+        elif argument.name in kwargs:
+            bound[argument.name] = kwargs[argument.name]
+        elif argument.has_default_value():
+            bound[argument.name] = argument.default_value
+    return bound
+
+
+def out_argument(schema: torch.FunctionSchema) -> str | None:
+    """The name of the keyword-only argument an `out=` overload writes (`out`, `grad_input`, ...)."""
+    for argument in schema.arguments:
+        if argument.kwarg_only and argument.alias_info is not None and argument.alias_info.is_write:
+            return argument.name
+    return None
+
+
+def register_pointwise(category: str, op: Pointwise, overloads: str) -> None:
+    """Register `op` under each overload in the space-separated `overloads`, as its variant asks."""
+    for overload in overloads.split():
+        packet, _, name = overload.partition(".")
+        schema = getattr(getattr(torch.ops.aten, packet), name or "default")._schema
+        out_name = out_argument(schema)
+        inplace = packet.endswith("_") and out_name is None
+
+        def wrapper(*args: Any, _schema=schema, _out=out_name, _inplace=inplace, **kwargs: Any) -> torch.Tensor:
+            bound = bind(_schema, args, kwargs)
+            return op(bound, out=bound.get(_out) if _out else None, inplace=_inplace)
+
+        register(overload, wrapper, op.dtypes, category)
+
+
+def scalar_number(value: Any) -> Number:
+    """A Scalar argument as a Python number (ATen may hand a 0-dim tensor)."""
+    return value.item() if isinstance(value, torch.Tensor) else value

@@ -1,0 +1,73 @@
+"""The operator table: which aten overloads the library serves, with which wrapper, for which dtypes.
+
+Every operator module adds its entries here at import; `tilebridge.integrations.torch` registers the
+table with PyTorch's dispatcher, and the alignment harness reads it to know which overloads are ours.
+A wrapper that cannot serve a call (a dtype or layout it does not handle, a tensor too small to win)
+raises `Decline`, and the integration hands the call back to ATen's own kernel: the library only ever
+answers where it answers right.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+FLOATS = frozenset({torch.float32, torch.float16, torch.bfloat16})
+SIGNED = frozenset({torch.int8, torch.int16, torch.int32, torch.int64})
+INTEGERS = SIGNED | {torch.uint8}
+BOOL = frozenset({torch.bool})
+ALL = FLOATS | INTEGERS | BOOL
+
+# The modules that hold operators, imported by `entries()`; each adds its entries at import.
+OPERATOR_MODULES = ("elementwise", "binary", "activations")
+
+
+class Decline(Exception):
+    """Raised by a wrapper to hand this call back to ATen (never an error the user sees)."""
+
+
+@dataclass(frozen=True)
+class OpEntry:
+    """One aten overload served by the library."""
+
+    overload: str                     # "add.Tensor", "exp.out", "_softmax_backward_data"
+    wrapper: Callable[..., Any]
+    dtypes: frozenset                 # dtypes of the deciding tensor this entry claims; others go to ATen
+    category: str                     # module name: "elementwise", "reduction", ...
+
+    @property
+    def packet(self) -> str:
+        """The op without its overload name ("add" for "add.out"), what "distinct aten ops" counts."""
+        return packet_of(self.overload)
+
+
+def packet_of(overload: str) -> str:
+    """"add_.Tensor" -> "add": in-place, out= and functional overloads count as one aten op."""
+    name = overload.split(".")[0]
+    return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+TABLE: dict[str, OpEntry] = {}
+
+
+def register(overload: str, wrapper: Callable[..., Any], dtypes: Iterable[torch.dtype], category: str) -> None:
+    """Add one overload to the table; a second registration of the same overload is a bug."""
+    if overload in TABLE:
+        raise ValueError(f"aten overload {overload!r} registered twice ({TABLE[overload].category}, {category})")
+    TABLE[overload] = OpEntry(overload, wrapper, frozenset(dtypes), category)
+
+
+def claim(dtype: torch.dtype, entry_dtypes: Iterable[torch.dtype]) -> None:
+    """Decline unless `dtype` is one the entry handles."""
+    if dtype not in entry_dtypes:
+        raise Decline(f"dtype {dtype}")
+
+
+def entries() -> dict[str, OpEntry]:
+    """The whole table, importing every operator module first."""
+    for name in OPERATOR_MODULES:
+        importlib.import_module(f"tilebridge.ops.{name}")
+    return TABLE

@@ -1,0 +1,362 @@
+"""The PyTorch alignment harness: PyTorch's own OpInfo samples, run with the library off and on.
+
+For every OpInfo in `op_db` and every dtype it supports among those asked for, each sample runs twice
+in one process: first with stock ATen (a `TorchDispatchMode` records which aten overloads it reaches),
+then with `tilebridge.enable()` (the integration's counters record which of our wrappers ran and which
+declined). Each sample is then, per aten overload of ours it reached:
+
+- PASS: our kernel ran and the results (outputs, mutated inputs, or the exception type) match ATen's
+  within atol = rtol = 1e-3 (PyTorch's `test_compare_cpu`), integers and bools exactly. Where a float
+  result disagrees with ATen's, both are compared with a float64 run of the same sample: ours passes if
+  it is as close to float64 as ATen's is (within the dtype's rounding) -- counted as `pass_vs_float64`,
+  since then it is ATen's 16-bit CPU result that is the less accurate one;
+- FAIL: our kernel ran and the results differ;
+- FALLBACK: our wrappers were reached and declined, so ATen ran;
+- NOT_HIT: the sample reached none of our overloads.
+
+Variants: `sample` (sample_inputs), `reference` (reference_inputs), `noncontiguous`, `out` (out=),
+`inplace`, `error` (error_inputs: the same exception type), `grad` (gradients through autograd, which
+exercises the backward aten ops).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from tilebridge.integrations.torch import aten
+from tilebridge.ops.registry import packet_of
+
+OUTCOMES = ("PASS", "FAIL", "FALLBACK", "NOT_HIT")
+VARIANTS = ("sample", "reference", "noncontiguous", "out", "inplace", "error", "grad")
+DEFAULT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8,
+                  torch.uint8, torch.bool)
+ATOL = RTOL = 1e-3
+# How far a 16-bit result may sit from float64 beyond ATen's own distance: one rounding of the dtype.
+ROUNDING = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+
+
+class DispatchLog(TorchDispatchMode):
+    """Records the aten overloads a computation reaches, as "add.Tensor" / "exp"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overloads: set[str] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.__name__
+        self.overloads.add(name[: -len(".default")] if name.endswith(".default") else name)
+        return func(*args, **(kwargs or {}))
+
+
+@dataclass
+class Tally:
+    """Counts of one harness run, by OpInfo, by overload and by dtype."""
+
+    by_op: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(Counter)))
+    by_overload: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(Counter)))
+    by_dtype: dict = field(default_factory=lambda: defaultdict(Counter))
+    failures: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, op: str, dtype: str, variant: str, outcome: str, overloads: dict[str, str], detail: str = "") -> None:
+        self.by_op[op][dtype][outcome] += 1
+        self.by_dtype[dtype][outcome] += 1
+        for overload, result in overloads.items():
+            self.by_overload[overload][dtype][result] += 1
+        if detail == "pass_vs_float64":
+            self.by_dtype[dtype]["pass_vs_float64"] += 1
+            self.by_op[op][dtype]["pass_vs_float64"] += 1
+        if outcome == "FAIL":
+            self.failures.append({"op": op, "dtype": dtype, "variant": variant, "overloads": sorted(overloads),
+                                  "detail": detail[:400]})
+
+    def served_packets(self) -> tuple[list[str], list[str]]:
+        """(aten ops with at least one PASS and no FAIL, aten ops with a FAIL), overloads grouped by op."""
+        passes, fails = Counter(), Counter()
+        for overload, dtypes in self.by_overload.items():
+            for counts in dtypes.values():
+                passes[packet_of(overload)] += counts["PASS"]
+                fails[packet_of(overload)] += counts["FAIL"]
+        clean = sorted(p for p in passes if passes[p] and not fails[p])
+        return clean, sorted(p for p in fails if fails[p])
+
+
+# --- running one computation ---------------------------------------------------------------------------------
+
+def _clone(tree: Any) -> Any:
+    return tree_map(lambda t: t.detach().clone() if isinstance(t, torch.Tensor) else t, tree)
+
+
+@dataclass
+class Outcome:
+    result: Any = None            # outputs, then the inputs after the call (in-place effects show)
+    error: type | None = None
+    served: set = field(default_factory=set)
+    declined: set = field(default_factory=set)
+    reached: set = field(default_factory=set)
+
+
+def _run(fn: Any, library: bool, seed: int = 0, log: bool = False) -> Outcome:
+    """Run `fn()` once with the library on or off; the same seed both times, so random ops agree."""
+    outcome = Outcome()
+    served, declined = aten.COUNTERS["served"], aten.COUNTERS["declined"]
+    served.clear()
+    declined.clear()
+    mode = DispatchLog() if log else None
+    torch.manual_seed(seed)
+    try:
+        with warnings.catch_warnings(), (contextlib.nullcontext() if library else aten.bypassed()), \
+                (mode if mode is not None else contextlib.nullcontext()):
+            warnings.simplefilter("ignore")
+            outcome.result = fn()
+    except Exception as error:  # noqa: BLE001 -- the exception's type is the result being compared
+        outcome.error = type(error)
+        outcome.result = error
+    outcome.served, outcome.declined = set(served), set(declined)
+    outcome.reached = mode.overloads if mode is not None else set()
+    return outcome
+
+
+def _tensors(tree: Any) -> list[torch.Tensor | Any]:
+    return [leaf for leaf in tree_flatten(tree)[0] if isinstance(leaf, (torch.Tensor, int, float, bool))]
+
+
+def _distance(actual: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    """|actual - expected| elementwise in float64, 0 where both are the same inf or both NaN."""
+    a, e = actual.double(), expected.double()
+    same = (a == e) | (torch.isnan(a) & torch.isnan(e))
+    return torch.where(same, torch.zeros_like(a), (a - e).abs())
+
+
+def compare(actual: Any, expected: Any, reference: Any | None) -> tuple[bool, str]:
+    """(agrees, detail): ATen's tolerance first, then, for floats, the float64 judge."""
+    got, want = _tensors(actual), _tensors(expected)
+    if len(got) != len(want):
+        return False, f"{len(got)} results, ATen gave {len(want)}"
+    refs = _tensors(reference) if reference is not None else None
+    verdict = ""
+    for i, (a, e) in enumerate(zip(got, want)):
+        if not isinstance(a, torch.Tensor) or not isinstance(e, torch.Tensor):
+            if isinstance(a, torch.Tensor) or isinstance(e, torch.Tensor) or not (a == e or (a != a and e != e)):
+                return False, f"result {i}: {a!r} != {e!r}"
+            continue
+        if a.shape != e.shape or a.dtype != e.dtype:
+            return False, f"result {i}: {a.dtype}{list(a.shape)} != ATen's {e.dtype}{list(e.shape)}"
+        if not e.is_floating_point() and not e.is_complex():
+            if not torch.equal(a, e):
+                return False, f"result {i}: {int((a != e).sum())} of {e.numel()} elements differ"
+            continue
+        try:
+            torch.testing.assert_close(a, e, atol=ATOL, rtol=RTOL, equal_nan=True)
+            continue
+        except AssertionError as error:
+            message = str(error).split("\n")[:4]
+        if refs is None or len(refs) != len(want) or not isinstance(refs[i], torch.Tensor) or refs[i].shape != e.shape:
+            return False, f"result {i}: " + " ".join(message)
+        r = refs[i].double()
+        slack = ROUNDING.get(e.dtype, 2e-6) * (1 + r.abs())
+        if bool((_distance(a, r) <= _distance(e, r) + slack + ATOL * 1e-2).all()):
+            verdict = "pass_vs_float64"
+            continue
+        return False, f"result {i}: " + " ".join(message) + " (and farther from float64 than ATen)"
+    return True, verdict
+
+
+def classify(off: Outcome, on: Outcome, reference: Outcome | None, ours: set[str]) -> tuple[str, dict[str, str], str]:
+    """The sample's outcome, each reached overload's, and a detail string."""
+    reached = (off.reached & ours) | on.served | on.declined
+    if not reached:
+        return "NOT_HIT", {}, ""
+    if not on.served:
+        return "FALLBACK", {o: "FALLBACK" for o in reached}, ""
+    if off.error is not None or on.error is not None:
+        agrees = off.error is on.error
+        detail = "" if agrees else f"exception {on.error and on.error.__name__} != ATen's {off.error and off.error.__name__}"
+        if not agrees and isinstance(on.result, Exception):
+            detail += f": {str(on.result)[:200]}"
+    else:
+        agrees, detail = compare(on.result, off.result, reference.result if reference and reference.error is None else None)
+    result = "PASS" if agrees else "FAIL"
+    overloads = {o: (result if o in on.served else "FALLBACK" if o in on.declined else "NOT_HIT") for o in reached}
+    return result, {o: r for o, r in overloads.items() if r != "NOT_HIT"}, detail
+
+
+# --- samples per variant ------------------------------------------------------------------------------------
+
+def _call(op: Any, sample: Any, **extra: Any) -> Any:
+    sample = _clone(sample)
+    output = op(sample.input, *sample.args, **sample.kwargs, **extra)
+    return output, sample.input, sample.args
+
+
+def _to_float64(sample: Any) -> Any:
+    return sample.transform(lambda t: t.double() if isinstance(t, torch.Tensor) and t.is_floating_point() else t)
+
+
+def _computations(op: Any, dtype: torch.dtype, variant: str, limit: int) -> Iterator[tuple[Any, Any | None]]:
+    """(computation, float64 twin or None) for each sample of one variant."""
+    def take(samples: Iterable[Any]) -> list[Any]:
+        out = []
+        for i, s in enumerate(samples):
+            if i >= limit:
+                break
+            out.append(s)
+        return out
+
+    floating = dtype.is_floating_point
+    if variant in ("sample", "reference", "noncontiguous"):
+        source = op.reference_inputs if variant == "reference" else op.sample_inputs
+        for s in take(source("cpu", dtype)):
+            s = s.noncontiguous() if variant == "noncontiguous" else s
+            yield (lambda s=s: _call(op, s)), ((lambda s=s: _call(op, _to_float64(s))) if floating else None)
+    elif variant == "out" and op.supports_out:
+        for s in take(op.sample_inputs("cpu", dtype)):
+            def with_out(s: Any = s) -> Any:
+                expected = _call(op, s)[0]
+                out = tree_map(lambda t: torch.empty_like(t) if isinstance(t, torch.Tensor) else t, expected)
+                if not isinstance(out, (torch.Tensor, tuple)):
+                    raise TypeError("no tensor output")
+                result = _call(op, s, out=out)
+                return result, out
+
+            def twin(s: Any = s) -> Any:
+                result = _call(op, _to_float64(s))
+                return result, result[0]
+            yield with_out, (twin if floating else None)
+    elif variant == "inplace" and op.inplace_variant is not None:
+        for s in take(op.sample_inputs("cpu", dtype)):
+            yield (lambda s=s: _call(op.inplace_variant, s)), None
+    elif variant == "grad" and op.supports_autograd and dtype in op.supported_backward_dtypes("cpu") and floating:
+        for s in take(op.sample_inputs("cpu", dtype, requires_grad=True)):
+            yield (lambda s=s: _gradients(op, s)), None
+
+
+def _gradients(op: Any, sample: Any) -> Any:
+    """Gradients of a seeded random projection of the outputs, with respect to every input that requires them."""
+    sample = sample.transform(lambda t: t.detach().clone().requires_grad_(t.requires_grad) if isinstance(t, torch.Tensor) else t)
+    output = op(sample.input, *sample.args, **sample.kwargs)
+    output = sample.output_process_fn_grad(output)
+    leaves = [t for t in tree_flatten((sample.input, sample.args, sample.kwargs))[0]
+              if isinstance(t, torch.Tensor) and t.requires_grad]
+    outputs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not leaves or not outputs:
+        raise TypeError("nothing to differentiate")
+    generator = torch.Generator().manual_seed(1)
+    weights = [torch.randn(t.shape, generator=generator, dtype=torch.float32).to(t.dtype) for t in outputs]
+    grads = torch.autograd.grad(outputs, leaves, weights, allow_unused=True)
+    return [g.detach() if g is not None else None for g in grads]
+
+
+def _error_computations(op: Any, limit: int) -> Iterator[tuple[Any, type]]:
+    for i, error_input in enumerate(op.error_inputs("cpu")):
+        if i >= limit:
+            break
+        yield (lambda e=error_input: _call(op, e.sample_input)), error_input.error_type
+
+
+# --- the harness ---------------------------------------------------------------------------------------------
+
+def op_dtypes(op: Any, dtypes: Iterable[torch.dtype]) -> list[torch.dtype]:
+    supported = op.supported_dtypes("cpu")
+    return [d for d in dtypes if d in supported]
+
+
+def run(names: Iterable[str] | None = None, dtypes: Iterable[torch.dtype] = DEFAULT_DTYPES,
+        variants: Iterable[str] = VARIANTS, limit: int = 1000, progress: bool = False) -> Tally:
+    """Run the harness over the OpInfos named (all of `op_db` by default); returns the counts."""
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    wanted = set(names) if names else None
+    tally = Tally()
+    start = time.perf_counter()
+    ours = set(aten.enable())
+    try:
+        for op in op_db:
+            if wanted is not None and op.name not in wanted and f"{op.name}.{op.variant_test_name}" not in wanted:
+                continue
+            label = f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
+            for dtype in op_dtypes(op, dtypes):
+                _run_one(op, label, dtype, variants, limit, ours, tally)
+            if progress:
+                print(f"{time.perf_counter() - start:7.1f}s {label}", flush=True)
+        if "error" in variants:
+            for op in op_db:
+                if wanted is not None and op.name not in wanted:
+                    continue
+                _run_errors(op, op.name, limit, ours, tally)
+    finally:
+        aten.disable()
+    tally.seconds = time.perf_counter() - start
+    return tally
+
+
+def _run_one(op: Any, label: str, dtype: torch.dtype, variants: Iterable[str], limit: int, ours: set[str],
+             tally: Tally) -> None:
+    dtype_name = str(dtype).removeprefix("torch.")
+    for variant in variants:
+        if variant == "error":
+            continue
+        try:
+            computations = list(_computations(op, dtype, variant, limit))
+        except Exception:  # noqa: BLE001 -- an OpInfo that cannot make samples for this dtype has nothing to compare
+            continue
+        for computation, twin in computations:
+            off = _run(computation, library=False, log=True)
+            on = _run(computation, library=True)
+            reference = _run(twin, library=False) if twin is not None and on.served else None
+            with aten.bypassed():
+                outcome, overloads, detail = classify(off, on, reference, ours)
+            tally.add(label, dtype_name, variant, outcome, overloads, detail)
+
+
+def _run_errors(op: Any, label: str, limit: int, ours: set[str], tally: Tally) -> None:
+    try:
+        computations = list(_error_computations(op, limit))
+    except Exception:  # noqa: BLE001
+        return
+    for computation, error_type in computations:
+        on = _run(computation, library=True)
+        reached = on.served | on.declined
+        if not reached:
+            tally.add(label, "error_inputs", "error", "NOT_HIT", {})
+            continue
+        if not on.served:
+            tally.add(label, "error_inputs", "error", "FALLBACK", {o: "FALLBACK" for o in reached})
+            continue
+        agrees = on.error is not None and issubclass(on.error, error_type)
+        result = "PASS" if agrees else "FAIL"
+        tally.add(label, "error_inputs", "error", result, {o: result for o in on.served},
+                  "" if agrees else f"raised {on.error and on.error.__name__}, expected {error_type.__name__}")
+
+
+def main(args: Any) -> int:
+    """`tilebridge align`: run, print the headline, write the reports; exit 1 if any sample FAILed."""
+    import sys
+
+    from tilebridge.tools.align_report import write
+
+    def split(text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    dtypes = [getattr(torch, name) for name in split(args.dtypes)] if args.dtypes else DEFAULT_DTYPES
+    variants = split(args.variants) if args.variants else VARIANTS
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    tally = run(split(args.ops) if args.ops else None, dtypes, variants, args.limit, progress=args.progress)
+    command = "tilebridge align " + " ".join(a for a in sys.argv[2:] if a != "--progress")
+    data = write(tally, command.strip(), args.json, args.markdown)
+    for dtype, counts in data["by_dtype"].items():
+        print(f"{dtype:>14}: " + "  ".join(f"{o} {counts.get(o, 0)}" for o in OUTCOMES))
+    print(f"{len(data['served_ops_without_fail'])} aten ops served with 0 FAIL; {len(data['ops_with_fail'])} with a FAIL "
+          f"{data['ops_with_fail']}; {data['seconds']} s")
+    return 1 if data["ops_with_fail"] else 0
