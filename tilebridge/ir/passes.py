@@ -312,11 +312,57 @@ def rewrite_for(loop: n.For) -> list:
     return loops
 
 
+def split_full_chunks(loop: n.For) -> list | None:
+    """`for o in [a, b) step s: for j in [0, L): ... select(o + j + c < bound, ...)` (a row folded in
+    chunks of L, as reductions do): split the outer range where every chunk lies inside the mask, so
+    those chunks run a constant-length inner loop without selects; the rest keep the mask.
+    None when the loop does not have that shape."""
+    if not isinstance(loop.step, n.Const) or loop.step.value <= 1 or len(loop.body) != 1:
+        return None
+    inner = loop.body[0]
+    if not (isinstance(inner, n.For) and inner.start == n.Const(0, inner.start.dtype) and isinstance(inner.stop, n.Const)
+            and inner.step == n.Const(1, inner.step.dtype)):
+        return None
+    conditions = []
+    for st in inner.body:
+        if isinstance(st, (n.If, n.For, n.While)):
+            return None
+        for e in stmt_exprs(st):
+            select_conditions(e, conditions)
+    if len(conditions) != 1:
+        return None
+    last = n.Const(inner.stop.value - 1, inner.var.dtype)
+    chunk_terms = []  # each conjunct at the chunk's last element, as a condition on the outer index
+    for c in conjuncts(conditions[0]):
+        bound = as_bound(c, inner.var)
+        if bound is None or bound[0] != "hi":
+            return None
+        chunk_terms.append(substitute(c, {inner.var: last}))
+    parts = split_bounds(chunk_terms, loop.var)
+    if parts is None or parts[0] or parts[2] or not parts[1]:
+        return None
+    step = n.Const(loop.step.value, I64)
+    bound = parts[1][0]
+    for t in parts[1][1:]:
+        bound = n.Binary("min", bound, t, I64)
+    # the first chunk start on the loop's grid at or past the bound: a + ceil(max(bound - a, 0) / s) * s
+    span = n.Binary("max", n.Binary("sub", bound, widen(loop.start), I64), n.Const(0, I64), I64)
+    chunks = n.Binary("div", n.Binary("add", span, n.Const(loop.step.value - 1, I64), I64), step, I64)
+    split = n.Binary("min", n.Binary("add", widen(loop.start), n.Binary("mul", chunks, step, I64), I64), widen(loop.stop), I64)
+    split = n.Cast(split, loop.stop.dtype)
+    full_inner = dataclasses.replace(inner, body=substitute_stmts(inner.body, {conditions[0]: TRUE}))
+    return [dataclasses.replace(loop, stop=split, body=[full_inner]), dataclasses.replace(loop, start=split)]
+
+
 def masks_to_bounds(body: list) -> list:
     out = []
     for s in body:
         match s:
             case n.For():
+                chunked = split_full_chunks(s)
+                if chunked is not None:
+                    full, s = chunked
+                    out.extend(masks_to_bounds([full]))
                 out.extend(rewrite_for(dataclasses.replace(s, body=masks_to_bounds(s.body))))
             case n.If():
                 out.append(n.If(s.cond, masks_to_bounds(s.then), masks_to_bounds(s.orelse)))

@@ -5,6 +5,7 @@ from tilebridge.frontends.triton.tiles import (
     EXPENSIVE_COST,
     I32,
     REDUCE_LANES,
+    VECTOR_LANES,
     TVal,
     buffer_from,
     c0,
@@ -56,9 +57,9 @@ class ComputeLowering:
                     self.emit(n.Declare(o))
             zeros = tuple(c0() for _ in inner_shape)
 
-            lanes = REDUCE_LANES if R >= 2 * REDUCE_LANES else 0
+            lanes = next((n_lanes for n_lanes in (REDUCE_LANES, VECTOR_LANES) if R >= 2 * n_lanes), 0)
             partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
-            if lanes:
+            if lanes and False:
                 # Loads (usually masked) go to a tile first: one pass whose mask becomes loop bounds,
                 # instead of a mask split inside every 16-lane step.
                 for a in args:
@@ -74,7 +75,7 @@ class ComputeLowering:
                     start = c0(R - R % lanes)
                     for acc, p in zip(accs, partials):
                         self.emit(n.Declare(acc, n.BufRead(p, c0())))
-                    self.fold(region, env, accs, lambda j: [n.BufRead(p, j) for p in partials], 1, lanes)
+                    self.fold(region, env, accs, lambda j: [n.BufRead(p, j) for p in partials], 1, min(lanes, VECTOR_LANES))
                 else:
                     for acc, a in zip(accs, args):
                         self.emit(n.Declare(acc, a.gen(at(c0()))))
@@ -165,6 +166,17 @@ class ComputeLowering:
         self.loop_nest((lanes,), step)
         self.stmts = outer_stmts
         self.emit(n.For(r0, c0(lanes), c0(R - R % lanes), c0(lanes), loop_body))
+        # Fold the lanes down to one vector's worth, still vectorized: lane j takes lanes j + 16g.
+        for group in range(1, lanes // VECTOR_LANES):
+            def fold_group(j, group=group):
+                other = n.Binary("add", j[0], c0(group * VECTOR_LANES), I32)
+                new = self.combine(region, env, [n.BufRead(p, j[0]) for p in partials] + [n.BufRead(p, other) for p in partials])
+                temps = [n.Var(self.fresh("nv"), p.dtype) for p in partials]
+                for t, v in zip(temps, new):
+                    self.emit(n.Declare(t, v))
+                for p, t in zip(partials, temps):
+                    self.emit(n.BufWrite(p, j[0], t))
+            self.loop_nest((VECTOR_LANES,), fold_group)
 
     def op_scan(self, op: Op, args: list, env: dict) -> list:
         axis = int(op.attrs["axis"])

@@ -12,7 +12,8 @@ from tilebridge.ir.types import BITS, is_float
 
 I32 = "i32"
 EXPENSIVE_COST = 6  # a multi-use value costlier than this is computed once into a buffer
-REDUCE_LANES = 16  # partial results per row reduction: one AVX-512 register of fp32
+VECTOR_LANES = 16  # fp32 elements in one AVX-512 register
+REDUCE_LANES = 64  # partial results per long row reduction: four independent vector chains
 
 
 class LoweringError(NotImplementedError):
