@@ -112,3 +112,21 @@ def test_special_values(library):
     assert torch.equal(torch.signbit(x), torch.tensor([False, False, True, True, False, False, True]))
     assert torch.isnan(torch.maximum(x, torch.zeros(7))[0])
     assert torch.fmax(x, torch.zeros(7))[0] == 0
+
+
+def test_reductions_softmax_layer_norm_matmul(library, generator):
+    """One strided case per family; the harness runs PyTorch's own samples for the rest."""
+    x = noncontiguous(random((6, 37, 5), torch.float32, generator))
+    xd = x.double()
+    checks = [
+        (x.sum((0, 2)), xd.sum((0, 2))), (x.mean(1, keepdim=True), xd.mean(1, keepdim=True)), (x.amax(-1), xd.amax(-1)),
+        (x.var(1), xd.var(1)), (torch.logsumexp(x, 1), torch.logsumexp(xd, 1)), (torch.softmax(x, 1), torch.softmax(xd, 1)),
+        (torch.nn.functional.layer_norm(x, (5,)), torch.nn.functional.layer_norm(xd, (5,))),
+        (x[0] @ x[1].t(), xd[0] @ xd[1].t()),
+    ]
+    for got, want in checks:
+        torch.testing.assert_close(got, want.float(), atol=1e-5, rtol=1e-5)
+    assert torch.equal(x.argmax(1), xd.argmax(1))
+    for overload in ("sum.dim_IntList", "mean.dim", "amax", "var.correction", "logsumexp", "_softmax", "native_layer_norm", "mm",
+                     "argmax"):
+        assert library["served"][overload], overload

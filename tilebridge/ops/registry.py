@@ -22,7 +22,7 @@ BOOL = frozenset({torch.bool})
 ALL = FLOATS | INTEGERS | BOOL
 
 # The modules that hold operators, imported by `entries()`; each adds its entries at import.
-OPERATOR_MODULES = ("elementwise", "binary", "activations")
+OPERATOR_MODULES = ("elementwise", "binary", "activations", "reduction", "softmax", "normalization", "matmul")
 
 
 class Decline(Exception):

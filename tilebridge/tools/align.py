@@ -15,8 +15,8 @@ declined). Each sample is then, per aten overload of ours it reached:
 - NOT_HIT: the sample reached none of our overloads.
 
 Variants: `sample` (sample_inputs), `reference` (reference_inputs), `noncontiguous`, `out` (out=),
-`inplace`, `error` (error_inputs: the same exception type), `grad` (gradients through autograd, which
-exercises the backward aten ops).
+`inplace`, `error` (error_inputs: the same exception type), `grad` (float32 gradients through autograd,
+which exercises the backward aten ops).
 """
 from __future__ import annotations
 
@@ -235,9 +235,11 @@ def _computations(op: Any, dtype: torch.dtype, variant: str, limit: int) -> Iter
     elif variant == "inplace" and op.inplace_variant is not None:
         for s in take(op.sample_inputs("cpu", dtype)):
             yield (lambda s=s: _call(op.inplace_variant, s)), None
-    elif variant == "grad" and op.supports_autograd and dtype in op.supported_backward_dtypes("cpu") and floating:
+    elif variant == "grad" and op.supports_autograd and dtype == torch.float32 and dtype in op.supported_backward_dtypes("cpu"):
+        # float32 only for now: 16-bit gradients pass through chains of rounded intermediates, where ATen's and
+        # ours drift apart by a few ulps; judging them needs a per-chain tolerance not written yet.
         for s in take(op.sample_inputs("cpu", dtype, requires_grad=True)):
-            yield (lambda s=s: _gradients(op, s)), None
+            yield (lambda s=s: _gradients(op, s)), (lambda s=s: _gradients(op, _to_float64(s)))
 
 
 def _gradients(op: Any, sample: Any) -> Any:
@@ -319,23 +321,17 @@ def _run_one(op: Any, label: str, dtype: torch.dtype, variants: Iterable[str], l
 
 
 def _run_errors(op: Any, label: str, limit: int, ours: set[str], tally: Tally) -> None:
+    """error_inputs: the library must raise what ATen raises (the same exception type) or agree where ATen does not."""
     try:
         computations = list(_error_computations(op, limit))
     except Exception:  # noqa: BLE001
         return
-    for computation, error_type in computations:
+    for computation, _ in computations:
+        off = _run(computation, library=False, log=True)
         on = _run(computation, library=True)
-        reached = on.served | on.declined
-        if not reached:
-            tally.add(label, "error_inputs", "error", "NOT_HIT", {})
-            continue
-        if not on.served:
-            tally.add(label, "error_inputs", "error", "FALLBACK", {o: "FALLBACK" for o in reached})
-            continue
-        agrees = on.error is not None and issubclass(on.error, error_type)
-        result = "PASS" if agrees else "FAIL"
-        tally.add(label, "error_inputs", "error", result, {o: result for o in on.served},
-                  "" if agrees else f"raised {on.error and on.error.__name__}, expected {error_type.__name__}")
+        with aten.bypassed():
+            outcome, overloads, detail = classify(off, on, None, ours)
+        tally.add(label, "error_inputs", "error", outcome, overloads, detail)
 
 
 def main(args: Any) -> int:
