@@ -393,9 +393,13 @@ def attention_forward_kernel(q_ptr, k_ptr, v_ptr, out_ptr, seq_len, scale,
 
 
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
-                      block_m: int = 64, block_n: int = 64, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Scaled dot-product attention of contiguous (batch, heads, seq, head_dim) fp32 tensors."""
+                      block_m: int = 128, block_n: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Scaled dot-product attention of contiguous (batch, heads, seq, head_dim) fp32 tensors.
+
+    Blocks as a CPU autotuning run picks them: 128 queries, and 128 keys at head_dim 64 (64 at 128,
+    so the score, probability and accumulator tiles stay within the L2 cache)."""
     batch, heads, seq_len, head_dim = q.shape
+    block_n = block_n or (128 if head_dim <= 64 else 64)
     out = torch.empty_like(q) if out is None else out
     grid = (triton.cdiv(seq_len, block_m), batch * heads)
     attention_forward_kernel[grid](q, k, v, out, seq_len, 1.0 / math.sqrt(head_dim),

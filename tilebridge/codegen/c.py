@@ -323,12 +323,25 @@ class CRenderer:
         return [line]
 
 
-def arena_layout(kernel: n.Kernel) -> tuple[list[int], int]:
-    """Byte offsets of each buffer in a program's tile arena (64-byte aligned), and the arena size."""
+# Buffers this small (a reduction's partial lanes, short tiles) are C local arrays rather than arena
+# slices: the C compiler can then keep them in vector registers across a loop.
+LOCAL_BYTES = 512
+
+
+def buffer_bytes(b: n.Buffer) -> int:
+    return b.size * max(1, BITS.get(b.dtype, 64) // 8)
+
+
+def arena_layout(kernel: n.Kernel) -> tuple[list[int | None], int]:
+    """Byte offsets of each buffer in a program's tile arena (64-byte aligned; None for a local
+    array), and the arena size."""
     offsets, offset = [], 0
     for b in kernel.buffers:
+        if buffer_bytes(b) <= LOCAL_BYTES:
+            offsets.append(None)
+            continue
         offsets.append(offset)
-        offset += (b.size * max(1, BITS.get(b.dtype, 64) // 8) + 63) // 64 * 64
+        offset += (buffer_bytes(b) + 63) // 64 * 64
     return offsets, max(offset, 64)
 
 
@@ -342,7 +355,10 @@ def render_kernel(kernel: n.Kernel) -> str:
     offsets, arena = arena_layout(kernel)
     for b, offset in zip(kernel.buffers, offsets):
         ct = c_memory_type(b.dtype) if b.dtype != "i1" else "_Bool"
-        lines.append(f"    {ct}* restrict {b.name} = ({ct}*)(tb_arena_base + {offset});")
+        if offset is None:
+            lines.append(f"    {ct} {b.name}[{b.size}] __attribute__((aligned(64)));")
+        else:
+            lines.append(f"    {ct}* restrict {b.name} = ({ct}*)(tb_arena_base + {offset});")
     lines += r.block(kernel.body, 1)
     lines.append("}")
     args = ", ".join([p.name for p in kernel.params] + ["x", "y", "z", "gx", "gy", "gz", "arena"])

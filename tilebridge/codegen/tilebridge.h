@@ -116,23 +116,22 @@ static inline float tb_exp_reduced(float n, float r) {
     memcpy(&s1, &b1, 4); memcpy(&s2, &b2, 4);
     return e * s1 * s2;
 }
+/* The clamps are written `c > x ? c : x`, the form of vmaxps/vminps, which passes a NaN x through
+ * (so no select is needed for NaN at the end). Past the clamps the arithmetic itself gives 0 (the
+ * scaled result rounds to zero) and +inf (2^64 * 2^64 overflows): no selects for those either. */
 static inline float tb_expf(float x) {
-    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    float xc = -104.0f > x ? -104.0f : x;
+    xc = 89.0f < xc ? 89.0f : xc;
     float n = rintf(xc * 1.44269504088896341f);
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    float y = tb_exp_reduced(n, r);
-    y = x < -104.0f ? 0.0f : y;
-    y = x > 88.7228394f ? INFINITY : y;
-    return x != x ? x : y;
+    return tb_exp_reduced(n, r);
 }
 static inline float tb_exp2f(float x) {
-    float xc = x < -150.0f ? -150.0f : (x > 128.0f ? 128.0f : x);
+    float xc = -151.0f > x ? -151.0f : x;
+    xc = 129.0f < xc ? 129.0f : xc;
     float n = rintf(xc);
-    float y = tb_exp_reduced(n, (xc - n) * 0.693147180559945309f);
-    y = x < -150.0f ? 0.0f : y;
-    y = x >= 128.0f ? INFINITY : y;
-    return x != x ? x : y;
+    return tb_exp_reduced(n, (xc - n) * 0.693147180559945309f);
 }
 
 /* ---- floats: maxNum/minNum (a NaN operand loses) written as selects, which vectorize; gcc keeps

@@ -93,7 +93,7 @@ class Lowerer(ComputeLowering, ControlLowering):
             self.emit(n.Declare(var, value))
             tv.gen, tv.cost, tv.loads, tv.reads, tv.materialized = (lambda idx: var), 0, frozenset(), frozenset(), True
             return tv
-        buf = self.new_buffer(tv.dtype, tv.type.numel, stem)
+        buf, tv.fill = tv.fill or self.new_buffer(tv.dtype, tv.type.numel, stem), None
         gen, shape = tv.gen, tv.shape
         self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), gen(idx))))
         self.read_buffer(tv, buf)
@@ -143,7 +143,7 @@ class Lowerer(ComputeLowering, ControlLowering):
 
     def lower_block(self, block: Block, env: dict) -> list | None:
         """Lower the ops of a block; return the operands of its terminator (yield/return/condition)."""
-        for op in block.ops:
+        for index, op in enumerate(block.ops):
             self.op = op
             if op.name in TERMINATORS:
                 return op
@@ -165,8 +165,9 @@ class Lowerer(ComputeLowering, ControlLowering):
                 continue
             if isinstance(results, TVal):
                 results = [results]
+            following = block.ops[index + 1:]
             for (name, _), tv in zip(op.results, results):
-                env[name] = self.settle(name, tv)
+                env[name] = self.settle(name, tv, following)
         return None
 
     def lower_body(self, block: Block, env: dict, result_types: list) -> list:
@@ -210,7 +211,7 @@ class Lowerer(ComputeLowering, ControlLowering):
         self.emit(end)
         return [self.storage_value(ty, s) for ty, s in zip(result_types, results)]
 
-    def settle(self, name: str, tv: TVal) -> TVal:
+    def settle(self, name: str, tv: TVal, following: list = ()) -> TVal:
         """Decide whether a new value stays lazy."""
         uses = self.uses.get(name, 0)
         if tv.materialized:
@@ -218,6 +219,11 @@ class Lowerer(ComputeLowering, ControlLowering):
         if not tv.shape:
             return self.materialize(tv, name[1:])
         if uses > 1 and (tv.loads or tv.cost > EXPENSIVE_COST):
+            if feeds_reduction(name, following):
+                # The reduction reads every element anyway: it stores them as it goes (softmax's
+                # exp pass and sum become one loop) instead of a separate pass filling the tile first.
+                tv.fill = self.new_buffer(tv.dtype, tv.type.numel, name[1:])
+                return tv
             return self.materialize(tv, name[1:])
         if name in self.nested_uses and (tv.loads or tv.cost > 2):
             return self.materialize(tv, name[1:])
@@ -555,6 +561,21 @@ class Lowerer(ComputeLowering, ControlLowering):
             self.emit(n.Assert(cond.scalar(), message))
         return None
 
+
+def feeds_reduction(name: str, following: list) -> bool:
+    """Whether the first use of `name` among `following` is a reduction, reached across pure ops only
+    (nothing in between writes memory or a tile that the value could read)."""
+    for op in following:
+        if name in op.operands:
+            return op.name == "tt.reduce"
+        if op.regions or not (op.name in PURE_OPS or op.name in optable.BINARY or op.name in optable.UNARY
+                              or op.name in optable.CASTS):
+            return False
+    return False
+
+
+PURE_OPS = {"arith.constant", "tt.get_program_id", "tt.get_num_programs", "tt.make_range", "tt.splat", "tt.broadcast",
+            "tt.expand_dims", "tt.addptr", "arith.cmpi", "arith.cmpf", "arith.select"}
 
 TERMINATORS = {"tt.return", "scf.yield", "scf.condition", "tt.reduce.return", "tt.scan.return",
                "cf.br", "cf.cond_br"}

@@ -44,6 +44,8 @@ class ComputeLowering:
         for a in args:
             if a.cost > EXPENSIVE_COST and R > 1 and inner_shape:
                 self.materialize(a)
+        filled = [a for a in args if a.fill is not None]
+        args = [self.filling(a) if a.fill is not None else a for a in args]
 
         def full(o_idx, r, i_idx):
             return o_idx + (r,) + i_idx
@@ -59,12 +61,6 @@ class ComputeLowering:
 
             lanes = next((n_lanes for n_lanes in (REDUCE_LANES, VECTOR_LANES) if R >= 2 * n_lanes), 0)
             partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
-            if lanes and False:
-                # Loads (usually masked) go to a tile first: one pass whose mask becomes loop bounds,
-                # instead of a mask split inside every 16-lane step.
-                for a in args:
-                    if a.loads:
-                        self.materialize(a, "row")
 
             def body(o_idx):
                 at = lambda r: full(o_idx, r, zeros)  # noqa: E731
@@ -75,7 +71,6 @@ class ComputeLowering:
                     start = c0(R - R % lanes)
                     for acc, p in zip(accs, partials):
                         self.emit(n.Declare(acc, n.BufRead(p, c0())))
-                    self.fold(region, env, accs, lambda j: [n.BufRead(p, j) for p in partials], 1, min(lanes, VECTOR_LANES))
                 else:
                     for acc, a in zip(accs, args):
                         self.emit(n.Declare(acc, a.gen(at(c0()))))
@@ -118,6 +113,10 @@ class ComputeLowering:
                 self.loop_nest(outer, body, vectorize=False)
             else:
                 body(())
+        for a in filled:  # every element was stored on the way: later uses read the tile
+            self.pending = [p for p in self.pending if p is not a]
+            self.read_buffer(a, a.fill)
+            a.fill = None
         results = []
         for (_, ty), o in zip(op.results, outs):
             if isinstance(o, n.Var):
@@ -127,6 +126,18 @@ class ComputeLowering:
                 self.read_buffer(tv, o)
                 results.append(tv)
         return results
+
+    def filling(self, tv: TVal) -> TVal:
+        """`tv`, whose generator also stores each element it yields into `tv.fill` (so each index must
+        be generated exactly once, as a reduction's passes do)."""
+        buf, shape, gen = tv.fill, tv.shape, tv.gen
+
+        def gen_and_store(idx):
+            value = n.Var(self.fresh("f"), tv.dtype)
+            self.emit(n.Declare(value, gen(idx)))
+            self.emit(n.BufWrite(buf, linear_index(idx, shape), value))
+            return value
+        return TVal(tv.type, gen_and_store, tv.cost, tv.loads, tv.reads)
 
     def fold(self, region: Block, env: dict, accs: list, values, start, stop: int) -> None:
         """for r in [start, stop): accs = combine(accs, values(r)) — a sequential fold."""
@@ -166,17 +177,23 @@ class ComputeLowering:
         self.loop_nest((lanes,), step)
         self.stmts = outer_stmts
         self.emit(n.For(r0, c0(lanes), c0(R - R % lanes), c0(lanes), loop_body))
-        # Fold the lanes down to one vector's worth, still vectorized: lane j takes lanes j + 16g.
-        for group in range(1, lanes // VECTOR_LANES):
-            def fold_group(j, group=group):
-                other = n.Binary("add", j[0], c0(group * VECTOR_LANES), I32)
+        # Fold the lanes down to one, still in vector steps: to 16 lanes (lane j takes j + 16g), then
+        # halving (lane j takes j + width), so the last steps are a short tree, not a serial chain.
+        steps = [(VECTOR_LANES, group * VECTOR_LANES) for group in range(1, lanes // VECTOR_LANES)]
+        width = min(lanes, VECTOR_LANES) // 2
+        while width:
+            steps.append((width, width))
+            width //= 2
+        for width, shift in steps:
+            def fold_step(j, shift=shift):
+                other = n.Binary("add", j[0], c0(shift), I32)
                 new = self.combine(region, env, [n.BufRead(p, j[0]) for p in partials] + [n.BufRead(p, other) for p in partials])
                 temps = [n.Var(self.fresh("nv"), p.dtype) for p in partials]
                 for t, v in zip(temps, new):
                     self.emit(n.Declare(t, v))
                 for p, t in zip(partials, temps):
                     self.emit(n.BufWrite(p, j[0], t))
-            self.loop_nest((VECTOR_LANES,), fold_group)
+            self.loop_nest((width,), fold_step)
 
     def op_scan(self, op: Op, args: list, env: dict) -> list:
         axis = int(op.attrs["axis"])
@@ -232,12 +249,10 @@ class ComputeLowering:
         # bf16 x bf16 stays bf16 (AMX / vdpbf16ps; the micro-kernel packs B into `scratch`); the rest computes in acc_t.
         paired = a.dtype == b.dtype == "bf16" and acc_t == "f32" and K % 2 == 0
         in_t = "bf16" if paired else acc_t
-        A = self.new_buffer(in_t, a.type.numel, "dot_a")
-        B = self.new_buffer(in_t, b.type.numel, "dot_b")
-        for src, buf in ((a, A), (b, B)):
-            self.fill_operand(src, buf, in_t)
         scratch = (self.new_buffer("bf16", K * N, "dot_pairs"),) if paired else ()
-        if c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1:
+        in_place = c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1
+        A, B = self.dot_operand(a, in_t, "dot_a", c, in_place), self.dot_operand(b, in_t, "dot_b", c, in_place)
+        if in_place:
             # The accumulator has no other use (typically a loop-carried tile): accumulate in place.
             D = c.buffer
         else:
@@ -255,6 +270,17 @@ class ComputeLowering:
         if acc_t != ty.elem:
             return derived(ty, lambda idx: n.Cast(out.gen(idx), ty.elem), out)
         return out
+
+    def dot_operand(self, src: TVal, dtype: str, stem: str, acc: TVal, in_place: bool) -> n.Buffer:
+        """A buffer holding `src` row-major as `dtype`. A tile already held that way (q in attention,
+        the probabilities p) is read where it is, unless the product overwrites it in place; anything
+        else (loads, transposes, casts) is copied into a new buffer first."""
+        if (src.buffer is not None and src.dtype == dtype and src.transpose_of is None
+                and not (in_place and src.buffer is acc.buffer)):
+            return src.buffer
+        buf = self.new_buffer(dtype, src.type.numel, stem)
+        self.fill_operand(src, buf, dtype)
+        return buf
 
     def fill_operand(self, src: TVal, buf: n.Buffer, dtype: str) -> None:
         """Copy a dot operand into a row-major buffer. A transposed tile (`tl.trans(k)` in attention)

@@ -22,7 +22,7 @@ class LoweringError(NotImplementedError):
 
 class TVal:
     """A TTIR value during lowering: its type and a generator of its element at an index."""
-    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized", "buffer", "transpose_of")
+    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized", "buffer", "transpose_of", "fill")
 
     def __init__(self, type_: TType, gen, cost: int = 0, loads: frozenset = frozenset(),
                  reads: frozenset = frozenset(), materialized: bool = False) -> None:
@@ -30,6 +30,7 @@ class TVal:
         self.materialized = materialized
         self.buffer: n.Buffer | None = None  # the whole-tile buffer holding the value, once there is one
         self.transpose_of: tuple | None = None  # (source, order) when the value is a permutation of another
+        self.fill: n.Buffer | None = None  # the buffer its consumer (a reduction) fills as it reads the value
 
     @property
     def shape(self) -> tuple:
