@@ -166,15 +166,16 @@ class ComputeLowering:
         outer_stmts, loop_body = self.stmts, []
         self.stmts = loop_body
 
-        def step(j):
-            pos = n.Binary("add", r0, j[0], I32)
-            new = self.combine(region, env, [n.BufRead(p, j[0]) for p in partials] + [a.gen(at(pos)) for a in args])
+        def into_lane(lane, values: list) -> None:
+            """partials[lane] = combine(partials[lane], values)"""
+            new = self.combine(region, env, [n.BufRead(p, lane) for p in partials] + values)
             temps = [n.Var(self.fresh("nv"), p.dtype) for p in partials]
             for t, v in zip(temps, new):
                 self.emit(n.Declare(t, v))
             for p, t in zip(partials, temps):
-                self.emit(n.BufWrite(p, j[0], t))
-        self.loop_nest((lanes,), step)
+                self.emit(n.BufWrite(p, lane, t))
+
+        self.loop_nest((lanes,), lambda j: into_lane(j[0], [a.gen(at(n.Binary("add", r0, j[0], I32))) for a in args]))
         self.stmts = outer_stmts
         self.emit(n.For(r0, c0(lanes), c0(R - R % lanes), c0(lanes), loop_body))
         # Fold the lanes down to one, still in vector steps: to 16 lanes (lane j takes j + 16g), then
@@ -185,15 +186,8 @@ class ComputeLowering:
             steps.append((width, width))
             width //= 2
         for width, shift in steps:
-            def fold_step(j, shift=shift):
-                other = n.Binary("add", j[0], c0(shift), I32)
-                new = self.combine(region, env, [n.BufRead(p, j[0]) for p in partials] + [n.BufRead(p, other) for p in partials])
-                temps = [n.Var(self.fresh("nv"), p.dtype) for p in partials]
-                for t, v in zip(temps, new):
-                    self.emit(n.Declare(t, v))
-                for p, t in zip(partials, temps):
-                    self.emit(n.BufWrite(p, j[0], t))
-            self.loop_nest((width,), fold_step)
+            self.loop_nest((width,), lambda j, shift=shift: into_lane(
+                j[0], [n.BufRead(p, n.Binary("add", j[0], c0(shift), I32)) for p in partials]))
 
     def op_scan(self, op: Op, args: list, env: dict) -> list:
         axis = int(op.attrs["axis"])
