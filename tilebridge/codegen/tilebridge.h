@@ -102,36 +102,38 @@ static inline int32_t tb_brev32(int32_t a) { uint32_t x = (uint32_t)a, r = 0; fo
 
 /* ---- exp and exp2 without branches: glibc's vector expf drops to a scalar path whenever a lane
  * is special (-inf is common: masked-out softmax lanes), which made softmax 2x slower.
- * 2^n * exp(r) with n = round(x / ln2), r reduced in two parts (Cody-Waite), a degree-7 polynomial,
- * and 2^n applied in two halves so subnormal results stay exact. About 1 ulp. ---- */
+ * 2^n * exp(r) with n = round(x / ln2), r reduced in two parts (Cody-Waite), a degree-6 polynomial;
+ * 2^n is built in the exponent bits, so results below 2^-126 (x < -87.3) flush to zero, as with
+ * GPUs' fast exp. About 1 ulp elsewhere. ---- */
 static inline float tb_exp_reduced(float n, float r) {
     float z = r * r;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f; p = p * r + 8.3334519073e-3f; p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f; p = p * r + 5.0000001201e-1f;
     float e = p * z + r + 1.0f;
-    int32_t ni = (int32_t)n, n1 = ni >> 1, n2 = ni - n1;
-    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
-    float s1, s2;
-    memcpy(&s1, &b1, 4); memcpy(&s2, &b2, 4);
-    return e * s1 * s2;
+    int32_t ni = (int32_t)n;  /* clamped as integers (vpmaxsd/vpminsd): float clamps cost compares and blends */
+    ni = ni < -127 ? -127 : ni;  /* 2^-127 is encoded as +0: results below 2^-126 flush to zero */
+    int32_t top = ni > 127 ? 127 : ni;  /* n = 128 still has finite results: 2^127 * (2 e) */
+    uint32_t bits = (uint32_t)(top + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return (ni > 127 ? e + e : e) * scale;
 }
-/* The clamps are written `c > x ? c : x`, the form of vmaxps/vminps, which passes a NaN x through
- * (so no select is needed for NaN at the end). Past the clamps the arithmetic itself gives 0 (the
- * scaled result rounds to zero) and +inf (2^64 * 2^64 overflows): no selects for those either. */
+/* Out of range (and at +-inf) the reduction gives garbage or NaN that the two selects replace; a NaN x
+ * stays NaN through the arithmetic and passes both selects. */
 static inline float tb_expf(float x) {
-    float xc = -104.0f > x ? -104.0f : x;
-    xc = 89.0f < xc ? 89.0f : xc;
-    float n = rintf(xc * 1.44269504088896341f);
-    float r = xc - n * 0.693359375f;
+    float n = rintf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    return tb_exp_reduced(n, r);
+    float y = tb_exp_reduced(n, r);
+    y = x < -104.0f ? 0.0f : y;
+    return x > 89.0f ? INFINITY : y;
 }
 static inline float tb_exp2f(float x) {
-    float xc = -151.0f > x ? -151.0f : x;
-    xc = 129.0f < xc ? 129.0f : xc;
-    float n = rintf(xc);
-    return tb_exp_reduced(n, (xc - n) * 0.693147180559945309f);
+    float n = rintf(x);
+    float y = tb_exp_reduced(n, (x - n) * 0.693147180559945309f);
+    y = x < -151.0f ? 0.0f : y;
+    return x > 129.0f ? INFINITY : y;
 }
 
 /* ---- floats: maxNum/minNum (a NaN operand loses) written as selects, which vectorize; gcc keeps
