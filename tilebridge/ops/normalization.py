@@ -86,6 +86,8 @@ def layer_norm_backward_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, dx_ptr,
 
 
 def _rows(x: torch.Tensor, normalized_shape: list[int]) -> tuple[int, int]:
+    if len(normalized_shape) == 0:
+        raise Decline("empty normalized_shape: ATen's error")
     axis = x.dim() - len(normalized_shape)
     if axis < 0 or list(x.shape[axis:]) != list(normalized_shape):
         raise Decline("normalized_shape does not match: ATen's error")
@@ -95,10 +97,10 @@ def _rows(x: torch.Tensor, normalized_shape: list[int]) -> tuple[int, int]:
     return x.numel() // max(N, 1), N
 
 
-def _parameter(t: torch.Tensor | None, N: int, dtype: torch.dtype) -> torch.Tensor | None:
+def _parameter(t: torch.Tensor | None, shape: list[int], dtype: torch.dtype) -> torch.Tensor | None:
     if t is None:
         return None
-    if t.numel() != N or t.dtype != dtype:
+    if list(t.shape) != list(shape) or t.dtype != dtype:
         raise Decline("weight/bias of another dtype or size")
     return t.contiguous()
 
@@ -111,7 +113,7 @@ def native_layer_norm(x: torch.Tensor, normalized_shape: list[int], weight: torc
     M, N = _rows(x, normalized_shape)
     if N == 0 or M == 0:
         raise Decline("empty")
-    weight, bias = _parameter(weight, N, x.dtype), _parameter(bias, N, x.dtype)
+    weight, bias = _parameter(weight, normalized_shape, x.dtype), _parameter(bias, normalized_shape, x.dtype)
     axis = x.dim() - len(normalized_shape)
     stats_shape = list(x.shape[:axis]) + [1] * len(normalized_shape)
     y = torch.empty(x.shape, dtype=x.dtype)
@@ -137,7 +139,7 @@ def native_layer_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, normaliz
     M, N = _rows(x, normalized_shape)
     if N == 0 or M == 0 or grad_out.shape != x.shape:
         raise Decline("empty or mismatched")
-    weight = _parameter(weight, N, x.dtype)
+    weight = _parameter(weight, normalized_shape, x.dtype)
     want_dx, want_dw, want_db = output_mask
     dx = torch.empty(x.shape, dtype=x.dtype) if want_dx else None
     product = torch.empty((M, N), dtype=torch.float32) if want_dw and weight is not None else None
