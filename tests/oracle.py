@@ -55,6 +55,8 @@ class Case:
     name: str = "case"
     # The interpreter computes bf16 wrongly with this numpy; such cases run it on float32 copies.
     oracle_dtype: torch.dtype | None = None
+    # Looser bounds where the summation order may differ (long scans: the interpreter adds sequentially).
+    tolerance: dict | None = None
 
     def run(self, dtype: torch.dtype | None = None) -> list:
         module = load_source(self.source, self.name)
@@ -103,7 +105,7 @@ class Oracle:
                 scale = theirs.abs().max().item() + 1
                 torch.testing.assert_close(ours.float(), theirs.float(), equal_nan=True, rtol=0.05, atol=0.02 * scale)
             else:
-                torch.testing.assert_close(ours, theirs, equal_nan=True, **tolerance(ours.dtype))
+                torch.testing.assert_close(ours, theirs, equal_nan=True, **(case.tolerance or tolerance(ours.dtype)))
 
 
 def _worker(src: str, dst: str) -> None:

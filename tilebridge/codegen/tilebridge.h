@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <math.h>
 #include <omp.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #define TB_SIMD __attribute__((simd("notinbranch")))
 #define TB_MATH_F(name) float name##f(float) TB_SIMD; double name(double) TB_SIMD;
@@ -161,6 +164,36 @@ static inline float tb_erfinvf(float y) {
     x *= y;
     for (int i = 0; i < 2; i++) x -= (erf(x) - y) / (2.0 / sqrt(M_PI) * exp(-x * x));  /* Newton polish */
     return (float)x;
+}
+
+/* ---- fp32 prefix sums of contiguous rows (tl.cumsum): within a vector by log steps (lane i adds
+ * lane i-1, then i-2, i-4, i-8), between vectors by a carried broadcast of the last lane, so the
+ * dependent chain is one add and one permute per 16 elements instead of one add per element. ---- */
+static void tb_cumsum_rows_f32(const float* restrict x, float* restrict y, int rows, int n) {
+    for (int row = 0; row < rows; row++, x += n, y += n) {
+        int i = 0;
+        float carry = 0.0f;
+#ifdef __AVX512F__
+        const __m512i up1 = _mm512_set_epi32(14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0);
+        const __m512i up2 = _mm512_set_epi32(13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0);
+        const __m512i up4 = _mm512_set_epi32(11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0);
+        const __m512i up8 = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i last = _mm512_set1_epi32(15);
+        __m512 run = _mm512_setzero_ps();
+        for (; i + 16 <= n; i += 16) {
+            __m512 v = _mm512_loadu_ps(x + i);
+            v = _mm512_add_ps(v, _mm512_maskz_permutexvar_ps(0xFFFE, up1, v));
+            v = _mm512_add_ps(v, _mm512_maskz_permutexvar_ps(0xFFFC, up2, v));
+            v = _mm512_add_ps(v, _mm512_maskz_permutexvar_ps(0xFFF0, up4, v));
+            v = _mm512_add_ps(v, _mm512_maskz_permutexvar_ps(0xFF00, up8, v));
+            v = _mm512_add_ps(v, run);
+            _mm512_storeu_ps(y + i, v);
+            run = _mm512_permutexvar_ps(last, v);
+        }
+        if (i) carry = y[i - 1];
+#endif
+        for (; i < n; i++) { carry += x[i]; y[i] = carry; }
+    }
 }
 
 /* ---- atomics: sequentially consistent, any type; floats and min/max through compare-and-swap ---- */

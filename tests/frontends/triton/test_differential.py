@@ -132,20 +132,23 @@ import triton.language as tl
 
 
 @triton.jit
-def kernel(X, Sum, Max, Arg, N, BLOCK: tl.constexpr):
+def kernel(X, Sum, Max, Arg, Cum, N, BLOCK: tl.constexpr):
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     # one load per reduction, so each is folded straight from memory (a shared tile would be copied first)
     tl.store(Sum + row, tl.sum(tl.load(X + row * N + cols, mask=cols < N, other=0.0), axis=0))
     tl.store(Max + row, tl.max(tl.load(X + row * N + cols, mask=cols < N, other=-float("inf")), axis=0))
     tl.store(Arg + row, tl.argmax(tl.load(X + row * N + cols, mask=cols < N, other=-float("inf")), axis=0))
+    cum = tl.cumsum(tl.load(X + row * N + cols, mask=cols < N, other=0.0), axis=0)
+    tl.store(Cum + row * N + cols, cum, mask=cols < N)
 """
 # rows long enough for the 64- and 16-lane partial sums, with the mask ending inside, at, or past a chunk
 LONG_ROWS = [1000, 1020, 1024, 100, 250, 64, 40, 130]
 for cols in LONG_ROWS:
     ORACLE.add(f"long-row-{cols}", Case(LONG_ROW_SOURCE, "kernel", (3,), [make_input(torch.float32, 3 * cols, cols),
-                                        torch.empty(3), torch.empty(3), torch.empty(3, dtype=torch.int32), cols],
-                                        [1, 2, 3], dict(BLOCK=1 << (cols - 1).bit_length())))
+                                        torch.empty(3), torch.empty(3), torch.empty(3, dtype=torch.int32),
+                                        torch.empty(3 * cols), cols], [1, 2, 3, 4], dict(BLOCK=1 << (cols - 1).bit_length()),
+                                        tolerance=dict(rtol=1e-5, atol=2e-6 * cols)))
 
 
 @pytest.mark.parametrize("cols", LONG_ROWS)

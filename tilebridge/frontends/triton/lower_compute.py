@@ -18,6 +18,15 @@ from tilebridge.ir import nodes as n
 from tilebridge.ir.types import is_float
 
 
+def single_combine(region: Block) -> str | None:
+    """The op of a combine region that applies one binary op to its two arguments, else None."""
+    if len(region.ops) == 2 and len(region.args) == 2 and region.ops[0].operands == [name for name, _ in region.args]:
+        body, term = region.ops
+        if term.operands == [body.results[0][0]]:
+            return body.name
+    return None
+
+
 class ComputeLowering:
     """Mixed into `Lowerer`; uses its emission and materialization helpers."""
 
@@ -197,6 +206,9 @@ class ComputeLowering:
         region = op.regions[0]
         dtypes = [a.dtype for a in args]
         self.consumed(*args)
+        if (dtypes == ["f32"] and axis == len(shape) - 1 and not reverse and R >= 2 * VECTOR_LANES
+                and single_combine(region) == "arith.addf"):
+            return [self.prefix_sums(args[0], op.results[0][1])]
         outs = [self.new_buffer(d, numel(shape), "scan") for d in dtypes]
         rest = shape[:axis] + shape[axis + 1:]
 
@@ -289,6 +301,18 @@ class ComputeLowering:
             self.loop_nest(source.shape, write)
             return
         self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(src.gen(idx), dtype))))
+
+    def prefix_sums(self, src: TVal, ty: TType) -> TVal:
+        """fp32 cumsum along rows: the header's vector scan (log-step sums inside a vector, a running
+        carry between vectors) instead of one dependent add per element. Reassociates like a tree."""
+        shape = src.shape
+        rows, R = numel(shape[:-1]), shape[-1]
+        values, out = self.new_buffer("f32", numel(shape), "scan_in"), self.new_buffer("f32", numel(shape), "scan")
+        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(values, linear_index(idx, shape), src.gen(idx))))
+        self.emit(n.Intrinsic("tb_cumsum_rows_f32", (values, out, c0(rows), c0(R))))
+        tv = TVal(ty, None)
+        self.read_buffer(tv, out)
+        return tv
 
     def op_histogram(self, op: Op, args: list, env: dict) -> TVal:
         src = args[0]
