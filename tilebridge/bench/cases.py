@@ -188,7 +188,7 @@ def matmul_bf16(m: int, n: int, k: int) -> Workload:
     """bf16 inputs, fp32 accumulation. ATen's bf16 mm (oneDNN) returns bf16, so it is checked against fp32 mm."""
     a, b = _random(m, k, seed=23, dtype=torch.bfloat16), _random(k, n, seed=24, dtype=torch.bfloat16)
     out, ref = torch.empty(m, n), torch.empty(m, n, dtype=torch.bfloat16)
-    return Workload(lambda: kernels.matmul(a, b, block_k=64, out=out), lambda: torch.mm(a, b, out=ref),
+    return Workload(lambda: kernels.matmul(a, b, out=out), lambda: torch.mm(a, b, out=ref),
                     (m * k + k * n) * 2 + m * n * FLOAT, 2 * m * n * k,
                     m * n, {"rtol": 1e-4, "atol": 1e-5 * k}, expected=lambda: torch.mm(a.float(), b.float()))
 

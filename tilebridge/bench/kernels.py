@@ -342,10 +342,21 @@ def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk,
              mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor, block_m: int = 128, block_n: int = 128, block_k: int = 32,
-           group_m: int = 8, out: torch.Tensor | None = None) -> torch.Tensor:
-    """A @ B into a new fp32 tensor (fp32 or bf16 inputs)."""
+def matmul_blocks(m: int, n: int, dtype: torch.dtype) -> tuple[int, int, int]:
+    """(BLOCK_M, BLOCK_N, BLOCK_K) as an autotuning run on this CPU picks them: 256 x 256 tiles once the
+    product has enough of them for every core (fewer copies of A and B per multiply-add), else 128 x 128;
+    long K steps (C is loaded and stored once per step; for bf16, AMX takes K in steps of 32)."""
+    if min(m, n) >= 1024:
+        return 256, 256, 128 if dtype == torch.bfloat16 else 64
+    return 128, 128, 64 if dtype == torch.bfloat16 else 32
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor, block_m: int | None = None, block_n: int | None = None,
+           block_k: int | None = None, group_m: int = 8, out: torch.Tensor | None = None) -> torch.Tensor:
+    """A @ B into a new fp32 tensor (fp32 or bf16 inputs); blocks from `matmul_blocks` unless given."""
     (m, k), (_, n) = a.shape, b.shape
+    tuned = matmul_blocks(m, n, a.dtype)
+    block_m, block_n, block_k = block_m or tuned[0], block_n or tuned[1], block_k or tuned[2]
     c = torch.empty((m, n), dtype=torch.float32) if out is None else out
     grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n),)
     matmul_kernel[grid](a, b, c, m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
