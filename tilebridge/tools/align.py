@@ -1,9 +1,12 @@
 """The PyTorch alignment harness: PyTorch's own OpInfo samples, run with the library off and on.
 
 For every OpInfo in `op_db` and every dtype it supports among those asked for, each sample runs twice
-in one process: first with stock ATen (a `TorchDispatchMode` records which aten overloads it reaches),
-then with `tilebridge.enable()` (the integration's counters record which of our wrappers ran and which
-declined). Each sample is then, per aten overload of ours it reached:
+in one process: first with stock ATen (the library registered but `bypassed()`: our kernels only count
+the calls that reach them and hand each to ATen), then with the library serving (the integration's counters
+record which of our wrappers ran and which declined). No Python dispatch mode is used to see what ran: with
+one active, ATen's composite ops take their tensor-subclass paths, and some of those drop `out=`
+(`linalg.matrix_rank(..., out=)` rebinds its result instead of writing it, leaving `out` uninitialised), so
+the reference run would no longer be what users get. Each sample is then, per aten overload of ours it reached:
 
 - PASS: our kernel ran and the results (outputs, mutated inputs, or the exception type) match ATen's
   within atol = rtol = 1e-3 (PyTorch's `test_compare_cpu`), integers and bools exactly. Where a float
@@ -29,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from tilebridge.integrations.torch import aten
@@ -42,19 +44,6 @@ DEFAULT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, tor
 ATOL = RTOL = 1e-3
 # How far a 16-bit result may sit from float64 beyond ATen's own distance: one rounding of the dtype.
 ROUNDING = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}
-
-
-class DispatchLog(TorchDispatchMode):
-    """Records the aten overloads a computation reaches, as "add.Tensor" / "exp"."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.overloads: set[str] = set()
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        name = func.__name__
-        self.overloads.add(name[: -len(".default")] if name.endswith(".default") else name)
-        return func(*args, **(kwargs or {}))
 
 
 @dataclass
@@ -105,24 +94,26 @@ class Outcome:
     reached: set = field(default_factory=set)
 
 
-def _run(fn: Any, library: bool, seed: int = 0, log: bool = False) -> Outcome:
-    """Run `fn()` once with the library on or off; the same seed both times, so random ops agree."""
+def _run(fn: Any, library: bool, seed: int = 0) -> Outcome:
+    """Run `fn()` once with the library on or off; the same seed both times, so random ops agree.
+
+    Off, the library stays registered but bypassed, so its kernels record which of our overloads the call
+    reached while ATen computes every result.
+    """
     outcome = Outcome()
-    served, declined = aten.COUNTERS["served"], aten.COUNTERS["declined"]
-    served.clear()
-    declined.clear()
-    mode = DispatchLog() if log else None
+    counters = aten.COUNTERS
+    for counter in counters.values():
+        counter.clear()
     torch.manual_seed(seed)
     try:
-        with warnings.catch_warnings(), (contextlib.nullcontext() if library else aten.bypassed()), \
-                (mode if mode is not None else contextlib.nullcontext()):
+        with warnings.catch_warnings(), (contextlib.nullcontext() if library else aten.bypassed()):
             warnings.simplefilter("ignore")
             outcome.result = fn()
     except Exception as error:  # noqa: BLE001 -- the exception's type is the result being compared
         outcome.error = type(error)
         outcome.result = error
-    outcome.served, outcome.declined = set(served), set(declined)
-    outcome.reached = mode.overloads if mode is not None else set()
+    outcome.served, outcome.declined = set(counters["served"]), set(counters["declined"])
+    outcome.reached = set(counters["bypassed"])
     return outcome
 
 
@@ -312,7 +303,7 @@ def _run_one(op: Any, label: str, dtype: torch.dtype, variants: Iterable[str], l
         except Exception:  # noqa: BLE001 -- an OpInfo that cannot make samples for this dtype has nothing to compare
             continue
         for computation, twin in computations:
-            off = _run(computation, library=False, log=True)
+            off = _run(computation, library=False)
             on = _run(computation, library=True)
             reference = _run(twin, library=False) if twin is not None and on.served else None
             with aten.bypassed():
@@ -327,7 +318,7 @@ def _run_errors(op: Any, label: str, limit: int, ours: set[str], tally: Tally) -
     except Exception:  # noqa: BLE001
         return
     for computation, _ in computations:
-        off = _run(computation, library=False, log=True)
+        off = _run(computation, library=False)
         on = _run(computation, library=True)
         with aten.bypassed():
             outcome, overloads, detail = classify(off, on, None, ours)

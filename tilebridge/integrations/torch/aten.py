@@ -22,8 +22,10 @@ from torch._prims_common import elementwise_dtypes
 
 from tilebridge.ops.registry import Decline, OpEntry, entries
 
-# overload -> how often our kernel ran ("served") and how often it handed the call back ("declined").
-COUNTERS: dict[str, Counter] = {"served": Counter(), "declined": Counter()}
+# overload -> how often our kernel ran ("served"), how often it handed the call back ("declined"), and how often
+# it was reached while `bypassed()` sent every call to ATen ("bypassed": what the alignment harness's ATen run
+# reached, recorded without a Python dispatch mode, which would change ATen's own code paths).
+COUNTERS: dict[str, Counter] = {"served": Counter(), "declined": Counter(), "bypassed": Counter()}
 
 _state: dict[str, Any] = {"library": None, "overloads": (), "bypass": False}
 _local = threading.local()
@@ -81,7 +83,10 @@ def _kernel(entry: OpEntry, original: Any):
         return original.call_boxed(keyset, *args, **kwargs)
 
     def kernel(keyset: Any, *args: Any, **kwargs: Any) -> Any:
-        if _state["bypass"] or getattr(_local, "inside", False):
+        if getattr(_local, "inside", False):
+            return call_original(keyset, args, kwargs)
+        if _state["bypass"]:
+            COUNTERS["bypassed"][overload] += 1
             return call_original(keyset, args, kwargs)
         _local.inside = True
         try:
