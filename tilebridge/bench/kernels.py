@@ -347,7 +347,7 @@ def matmul_blocks(m: int, n: int, dtype: torch.dtype) -> tuple[int, int, int]:
     product has enough of them for every core (fewer copies of A and B per multiply-add), else 128 x 128;
     long K steps (C is loaded and stored once per step; for bf16, AMX takes K in steps of 32)."""
     if min(m, n) >= 1024:
-        return 256, 256, 128 if dtype == torch.bfloat16 else 64
+        return 256, 256, 128
     return 128, 128, 64 if dtype == torch.bfloat16 else 32
 
 
