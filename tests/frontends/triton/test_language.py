@@ -36,9 +36,9 @@ def test_matmul(dtype: torch.dtype, acc, shape: tuple) -> None:
         torch.testing.assert_close(c.double(), ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("blocks", [(32, 64, 64), (16, 16, 32), (64, 16, 128), (8, 32, 16)])
+@pytest.mark.parametrize("blocks", [(32, 64, 64), (16, 16, 32), (64, 16, 128), (8, 32, 16), (16, 16, 16)])
 def test_bf16_matmul_block_shapes(blocks: tuple) -> None:
-    """bf16 dots take AMX tiles (2x2 and 1x1 blocks of 16x16), vdpbf16ps or plain C by tile shape; all must agree."""
+    """bf16 dots take AMX tiles (2x2 and 1x1 blocks of 16x16), vdpbf16ps or plain C by tile shape and CPU; all must agree."""
     BM, BN, BK = blocks
     M, N, Kd = 70, 90, 100
     g = torch.Generator().manual_seed(BM + BN + BK)
