@@ -50,6 +50,28 @@ def test_masked_tile_load_splits_into_inside_and_outside_ranges() -> None:
     assert loops[1].body[0].value == n.Const(0.0, "f32")  # past the end: the `other` value
 
 
+def test_row_mask_of_a_tile_selects_one_of_two_loops() -> None:
+    """A select whose condition does not depend on the loop (a 2-D tile's row mask) splits the loop
+    into a guarded plain-load loop and a loop of `other` values."""
+    buf = n.Buffer("t", "f32", 256)
+    row_ok = n.Binary("lt", off, limit, "i1")
+    value = n.Select(row_ok, n.MemRead(n.Binary("ptradd", ptr, i, "ptr<f32>"), "f32"), n.Const(0.0, "f32"), "f32")
+    (branch,) = masks_to_bounds([n.For(i, c(0), c(256), c(1), [n.BufWrite(buf, i, value)], vectorize=True)])
+    assert isinstance(branch, n.If) and branch.cond == row_ok
+    assert isinstance(branch.then[0].body[0].value, n.MemRead)
+    assert branch.orelse[0].body[0].value == n.Const(0.0, "f32")
+
+
+def test_condition_on_a_value_of_the_loop_body_stays_inside() -> None:
+    """`f` is declared in the body: a condition on it is not invariant and must not leave the loop."""
+    buf, f = n.Buffer("t", "f32", 256), n.Var("f", "f32")
+    read = n.MemRead(n.Binary("ptradd", ptr, i, "ptr<f32>"), "f32")
+    positive = n.Binary("gt", f, n.Const(0.0, "f32"), "i1")
+    loop = n.For(i, c(0), c(256), c(1), [n.Declare(f, read),
+                                         n.BufWrite(buf, i, n.Select(positive, f, n.Const(0.0, "f32"), "f32"))])
+    assert masks_to_bounds([loop]) == [loop]
+
+
 def test_address_offsets_are_computed_in_64_bits() -> None:
     addr = n.Binary("ptradd", ptr, n.Binary("add", off, i, I32), "ptr<f32>")
     (stmt,) = widen_addresses([n.MemWrite(addr, n.Const(0.0, "f32"))])

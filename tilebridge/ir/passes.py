@@ -251,11 +251,27 @@ def clamp(lo_terms: list, hi_terms: list, start, stop) -> tuple:
     return n.Cast(lo, start.dtype), n.Cast(hi, stop.dtype)
 
 
-def split_bounds(terms: list, var: n.Var):
+def declared(body: list) -> set:
+    """The variables a statement list declares, at any depth: values that change from one iteration
+    to the next even though they are not the loop index."""
+    found = set()
+    for s in body:
+        if isinstance(s, n.Declare):
+            found.add(s.var)
+        elif isinstance(s, n.If):
+            found |= declared(s.then) | declared(s.orelse)
+        elif isinstance(s, (n.For, n.While)):
+            found |= declared(s.body) | ({s.var} if isinstance(s, n.For) else set())
+    return found
+
+
+def split_bounds(terms: list, var: n.Var, local: set = frozenset()):
     """Partition conjuncts into (lo bounds, hi bounds, invariant terms, the affine terms); None if a
-    term is neither affine nor invariant."""
+    term is neither affine nor invariant (a term on a variable of the loop body, `local`, is not)."""
     lo, hi, invariant, affine = [], [], [], []
     for c in terms:
+        if any(mentions(c, v) for v in local):
+            return None
         bound = as_bound(c, var)
         if bound is not None:
             (lo if bound[0] == "lo" else hi).append(bound[1])
@@ -280,7 +296,7 @@ def rewrite_for(loop: n.For) -> list:
     body, var = loop.body, loop.var
     # A loop whose whole body is guarded: the guard becomes the loop's range.
     if len(body) == 1 and isinstance(body[0], n.If) and not body[0].orelse:
-        parts = split_bounds(conjuncts(body[0].cond), var)
+        parts = split_bounds(conjuncts(body[0].cond), var, declared(body))
         if parts is not None and (parts[0] or parts[1]):
             lo, hi, invariant, affine = parts
             start, stop = clamp(lo, hi, loop.start, loop.stop)
@@ -294,10 +310,14 @@ def rewrite_for(loop: n.For) -> list:
             select_conditions(e, conditions)
     if len(conditions) != 1 or any(isinstance(s, (n.If, n.For, n.While)) for s in body):
         return [loop]
-    parts = split_bounds(conjuncts(conditions[0]), var)
-    if parts is None or not (parts[0] or parts[1]):
+    parts = split_bounds(conjuncts(conditions[0]), var, declared(body))
+    if parts is None:
         return [loop]
     lo, hi, invariant, affine = parts
+    if not (lo or hi):  # only invariant terms (the row mask of a 2-D tile): one loop or the other
+        inside = substitute_stmts(body, {conditions[0]: TRUE})
+        outside = substitute_stmts(body, {conditions[0]: FALSE})
+        return [n.If(conditions[0], [dataclasses.replace(loop, body=inside)], [dataclasses.replace(loop, body=outside)])]
     start, stop = clamp(lo, hi, loop.start, loop.stop)
     inside = substitute_stmts(body, {c: TRUE for c in affine + invariant})
     outside = substitute_stmts(body, {conditions[0]: FALSE})
@@ -338,7 +358,7 @@ def split_full_chunks(loop: n.For) -> list | None:
         if bound is None or bound[0] != "hi":
             return None
         chunk_terms.append(substitute(c, {inner.var: last}))
-    parts = split_bounds(chunk_terms, loop.var)
+    parts = split_bounds(chunk_terms, loop.var, declared(inner.body))
     if parts is None or parts[0] or parts[2] or not parts[1]:
         return None
     step = n.Const(loop.step.value, I64)
