@@ -233,7 +233,8 @@ def register_pointwise(category: str, op: Pointwise, overloads: str) -> None:
         packet, _, name = overload.partition(".")
         schema = getattr(getattr(torch.ops.aten, packet), name or "default")._schema
         out_name = out_argument(schema)
-        inplace = packet.endswith("_") and out_name is None
+        dunder = packet.startswith("__") and packet.endswith("__")  # __rshift__ is functional, __irshift__ in-place
+        inplace = out_name is None and (packet.startswith("__i") if dunder else packet.endswith("_"))
 
         def wrapper(*args: Any, _schema=schema, _out=out_name, _inplace=inplace, **kwargs: Any) -> torch.Tensor:
             bound = bind(_schema, args, kwargs)

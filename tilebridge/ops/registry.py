@@ -22,7 +22,8 @@ BOOL = frozenset({torch.bool})
 ALL = FLOATS | INTEGERS | BOOL
 
 # The modules that hold operators, imported by `entries()`; each adds its entries at import.
-OPERATOR_MODULES = ("elementwise", "binary", "activations", "reduction", "softmax", "normalization", "matmul")
+OPERATOR_MODULES = ("elementwise", "binary", "activations", "reduction", "softmax", "normalization", "matmul",
+                    "special")
 
 
 class Decline(Exception):
