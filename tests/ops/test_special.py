@@ -89,3 +89,21 @@ def test_shifts_match_eager_including_out_of_range_counts(library, generator, dt
     assert torch.equal(left, expected[0]) and torch.equal(right, expected[1]) and torch.equal(shifted, expected[2])
     assert library["served"]["bitwise_left_shift.Tensor"] == 1 and library["served"]["__rshift__.Tensor"] == 1
     assert library["served"]["__ilshift__.Tensor"] == 1
+
+
+@pytest.mark.parametrize("name,fn,low", [("special_bessel_j0", torch.special.bessel_j0, -30.0),
+                                         ("special_bessel_j1", torch.special.bessel_j1, -30.0),
+                                         ("special_bessel_y0", torch.special.bessel_y0, 0.05),
+                                         ("special_bessel_y1", torch.special.bessel_y1, 0.05)])
+def test_bessel_functions_edges_and_dtypes(library, generator, name, fn, low):
+    x = noncontiguous(random((5, 37), torch.float32, generator, low, 30.0))
+    torch.testing.assert_close(fn(x), fn(x.double()).float(), atol=2e-6, rtol=1e-5)
+    ints = torch.randint(1, 50, (3, 11), generator=generator)
+    torch.testing.assert_close(fn(ints), fn(ints.double()).float(), atol=2e-6, rtol=1e-5)
+    edges = torch.tensor([float("-inf"), -2.0, 0.0, 2.0, float("inf"), float("nan")])
+    with bypassed():
+        expected = fn(edges)
+    torch.testing.assert_close(fn(edges), expected, equal_nan=True)  # NaN at +-inf, -inf at 0 for Y, as ATen
+    assert library["served"][name] == 3
+    with pytest.raises(RuntimeError, match="not implemented"):  # declined: ATen's own error for 16-bit floats
+        fn(x.bfloat16())

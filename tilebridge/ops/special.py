@@ -1,4 +1,5 @@
-"""More elementwise math: special functions, shrinkage activations and their backwards, shifts, heaviside.
+"""More elementwise math: special functions (Bessel J and Y of orders 0 and 1, ...), shrinkage activations
+and their backwards, shifts, heaviside.
 
 Same scheme as `elementwise.py`: one `@triton.jit` math function per operator, run by the generic
 kernels of `pointwise.py`, with the aten overloads it serves. Edge cases follow ATen's CPU kernels
@@ -151,6 +152,29 @@ def _shift_check(bound: dict) -> None:
         raise Decline("a number operand: ATen's")
 
 
+# ATen's Bessel kernels give NaN at +-inf (the C library gives the limit, 0): kept as ATen has it.
+@triton.jit
+def bessel_j0(x, p0, p1, p2):
+    return tl.where(tl.abs(x) == float("inf"), float("nan"), libdevice.j0(x))
+
+
+@triton.jit
+def bessel_j1(x, p0, p1, p2):
+    return tl.where(tl.abs(x) == float("inf"), float("nan"), libdevice.j1(x))
+
+
+@triton.jit
+def bessel_y0(x, p0, p1, p2):
+    return tl.where(x == float("inf"), float("nan"), libdevice.y0(x))
+
+
+@triton.jit
+def bessel_y1(x, p0, p1, p2):
+    return tl.where(x == float("inf"), float("nan"), libdevice.y1(x))
+
+
+NOT_HALF = ALL - {torch.float16, torch.bfloat16}  # ATen's Bessel kernels reject 16-bit floats: its error stands
+
 UNARY = [  # (math, dtypes, promotion, overloads)
     (erfinv, ALL, INT_TO_FLOAT, "erfinv erfinv.out erfinv_"),
     (lgamma, ALL, INT_TO_FLOAT, "lgamma lgamma.out lgamma_"),
@@ -159,6 +183,10 @@ UNARY = [  # (math, dtypes, promotion, overloads)
     (entr, ALL, INT_TO_FLOAT, "special_entr special_entr.out"),
     (isposinf, FLOATS, Promotion.ALWAYS_BOOL, "isposinf isposinf.out"),
     (isneginf, FLOATS, Promotion.ALWAYS_BOOL, "isneginf isneginf.out"),
+    (bessel_j0, NOT_HALF, INT_TO_FLOAT, "special_bessel_j0 special_bessel_j0.out"),
+    (bessel_j1, NOT_HALF, INT_TO_FLOAT, "special_bessel_j1 special_bessel_j1.out"),
+    (bessel_y0, NOT_HALF, INT_TO_FLOAT, "special_bessel_y0 special_bessel_y0.out"),
+    (bessel_y1, NOT_HALF, INT_TO_FLOAT, "special_bessel_y1 special_bessel_y1.out"),
 ]
 for _fn, _dtypes, _kind, _overloads in UNARY:
     register_pointwise(CATEGORY, Pointwise(_fn, _dtypes, kind=_kind), _overloads)
