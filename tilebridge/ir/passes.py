@@ -303,7 +303,8 @@ def rewrite_for(loop: n.For) -> list:
             inner = substitute_stmts(body[0].then, {c: TRUE for c in affine + invariant})
             new = dataclasses.replace(loop, start=start, stop=stop, body=inner)
             return [n.If(and_all(invariant), [new])] if invariant else [new]
-    # Selects on an affine condition (masked loads into a tile): split the range in three.
+    # Selects on an affine condition (masked loads into a tile): split the range in three. Invariant
+    # terms (a 2-D tile's row mask) choose between the split loops and one loop of `other` values.
     conditions = []
     for s in body:
         for e in stmt_exprs(s):
@@ -314,11 +315,7 @@ def rewrite_for(loop: n.For) -> list:
     if parts is None:
         return [loop]
     lo, hi, invariant, affine = parts
-    if not (lo or hi):  # only invariant terms (the row mask of a 2-D tile): one loop or the other
-        inside = substitute_stmts(body, {conditions[0]: TRUE})
-        outside = substitute_stmts(body, {conditions[0]: FALSE})
-        return [n.If(conditions[0], [dataclasses.replace(loop, body=inside)], [dataclasses.replace(loop, body=outside)])]
-    start, stop = clamp(lo, hi, loop.start, loop.stop)
+    start, stop = clamp(lo, hi, loop.start, loop.stop) if lo or hi else (loop.start, loop.stop)
     inside = substitute_stmts(body, {c: TRUE for c in affine + invariant})
     outside = substitute_stmts(body, {conditions[0]: FALSE})
     loops = []

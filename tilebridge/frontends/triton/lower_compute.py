@@ -41,6 +41,16 @@ class ComputeLowering:
         self.op = saved
         return [inner[name].scalar() for name in term.operands]
 
+    def combine_into(self, region: Block, env: dict, buffers: list, pos: n.Expr, values: list) -> None:
+        """buffers[pos] = combine(buffers[pos], values), one buffer per reduced operand. The results go
+        through temporaries: the combine of every operand reads all of the old values."""
+        new = self.combine(region, env, [n.BufRead(b, pos) for b in buffers] + values)
+        temps = [n.Var(self.fresh("nv"), b.dtype) for b in buffers]
+        for t, v in zip(temps, new):
+            self.emit(n.Declare(t, v))
+        for b, t in zip(buffers, temps):
+            self.emit(n.BufWrite(b, pos, t))
+
     def op_reduce(self, op: Op, args: list, env: dict) -> list:
         axis = int(op.attrs["axis"])
         shape = args[0].shape
@@ -105,17 +115,8 @@ class ComputeLowering:
                 r = n.Var(self.fresh("r"), I32)
                 outer_stmts, loop_body = self.stmts, []
                 self.stmts = loop_body
-
-                def step(i_idx):
-                    pos = linear_index(o_idx + i_idx, out_shape)
-                    current = [n.BufRead(o, pos) for o in outs]
-                    new = self.combine(region, env, current + [a.gen(full(o_idx, r, i_idx)) for a in args])
-                    tmps = [n.Var(self.fresh("nv"), d) for d in dtypes]
-                    for t, v in zip(tmps, new):
-                        self.emit(n.Declare(t, v))
-                    for o, t in zip(outs, tmps):
-                        self.emit(n.BufWrite(o, pos, t))
-                self.loop_nest(inner_shape, step)
+                self.loop_nest(inner_shape, lambda i_idx: self.combine_into(
+                    region, env, outs, linear_index(o_idx + i_idx, out_shape), [a.gen(full(o_idx, r, i_idx)) for a in args]))
                 self.stmts = outer_stmts
                 self.emit(n.For(r, c0(1), c0(R), c0(1), loop_body))
             if outer:
@@ -174,17 +175,8 @@ class ComputeLowering:
         r0 = n.Var(self.fresh("r0"), I32)
         outer_stmts, loop_body = self.stmts, []
         self.stmts = loop_body
-
-        def into_lane(lane, values: list) -> None:
-            """partials[lane] = combine(partials[lane], values)"""
-            new = self.combine(region, env, [n.BufRead(p, lane) for p in partials] + values)
-            temps = [n.Var(self.fresh("nv"), p.dtype) for p in partials]
-            for t, v in zip(temps, new):
-                self.emit(n.Declare(t, v))
-            for p, t in zip(partials, temps):
-                self.emit(n.BufWrite(p, lane, t))
-
-        self.loop_nest((lanes,), lambda j: into_lane(j[0], [a.gen(at(n.Binary("add", r0, j[0], I32))) for a in args]))
+        self.loop_nest((lanes,), lambda j: self.combine_into(
+            region, env, partials, j[0], [a.gen(at(n.Binary("add", r0, j[0], I32))) for a in args]))
         self.stmts = outer_stmts
         self.emit(n.For(r0, c0(lanes), c0(R - R % lanes), c0(lanes), loop_body))
         # Fold the lanes down to one, still in vector steps: to 16 lanes (lane j takes j + 16g), then
@@ -195,8 +187,8 @@ class ComputeLowering:
             steps.append((width, width))
             width //= 2
         for width, shift in steps:
-            self.loop_nest((width,), lambda j, shift=shift: into_lane(
-                j[0], [n.BufRead(p, n.Binary("add", j[0], c0(shift), I32)) for p in partials]))
+            self.loop_nest((width,), lambda j, shift=shift: self.combine_into(
+                region, env, partials, j[0], [n.BufRead(p, n.Binary("add", j[0], c0(shift), I32)) for p in partials]))
 
     def op_scan(self, op: Op, args: list, env: dict) -> list:
         axis = int(op.attrs["axis"])
