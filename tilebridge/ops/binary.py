@@ -198,9 +198,15 @@ def masked_fill(a, mask, p0, p1, p2):
 
 
 @triton.jit
-def lerp(a, b, p0, p1, p2):
+def lerp_by(a, b, weight):
+    """a + weight (b - a), computed from the nearer end (as ATen does) so that weight 1 gives b exactly."""
     difference = b - a
-    return tl.where(tl.abs(p0) < 0.5, a + p0 * difference, b - difference * (1.0 - p0))
+    return tl.where(tl.abs(weight) < 0.5, a + weight * difference, b - difference * (1.0 - weight))
+
+
+@triton.jit
+def lerp(a, b, p0, p1, p2):
+    return lerp_by(a, b, p0)
 
 
 # --- ternary: (a, b, c, p0, p1) ----------------------------------------------------------------------------
@@ -212,8 +218,7 @@ def where(condition, a, b, p0, p1):
 
 @triton.jit
 def lerp_tensor(a, b, weight, p0, p1):
-    difference = b - a
-    return tl.where(tl.abs(weight) < 0.5, a + weight * difference, b - difference * (1.0 - weight))
+    return lerp_by(a, b, weight)
 
 
 @triton.jit

@@ -13,7 +13,7 @@ import triton.language as tl
 from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion
 from triton.language.extra import libdevice
 
-from tilebridge.ops.pointwise import Pointwise, register_pointwise, scalar_number
+from tilebridge.ops.pointwise import Pointwise, register_pointwise, register_unary_table, scalar_number
 from tilebridge.ops.registry import ALL, FLOATS, INTEGERS, Decline
 
 NUMBERS = FLOATS | INTEGERS
@@ -293,8 +293,7 @@ UNARY = [  # (math, dtypes claimed, promotion, aten overloads)
     (signbit, FLOATS, ALWAYS_BOOL, "signbit signbit.out"),
 ]
 
-for _fn, _dtypes, _kind, _overloads in UNARY:
-    register_pointwise(CATEGORY, Pointwise(_fn, _dtypes, kind=_kind), _overloads)
+register_unary_table(CATEGORY, UNARY)
 
 register_pointwise(CATEGORY, Pointwise(nan_to_num, FLOATS, prepare=_nan_to_num_params), "nan_to_num nan_to_num.out nan_to_num_")
 register_pointwise(CATEGORY, Pointwise(clamp_both, NUMBERS, promote_over=("self", "min", "max"), select=_clamp_select,

@@ -243,6 +243,12 @@ def register_pointwise(category: str, op: Pointwise, overloads: str) -> None:
         register(overload, wrapper, op.dtypes, category)
 
 
+def register_unary_table(category: str, table: list) -> None:
+    """Register rows of (math function, dtypes claimed, type promotion, overloads): the plain unary ops."""
+    for fn, dtypes, kind, overloads in table:
+        register_pointwise(category, Pointwise(fn, dtypes, kind=kind), overloads)
+
+
 def scalar_number(value: Any) -> Number:
     """A Scalar argument as a Python number (ATen may hand a 0-dim tensor)."""
     return value.item() if isinstance(value, torch.Tensor) else value

@@ -273,6 +273,14 @@ def _launch(op: str, x: torch.Tensor, dims: list[int], out: torch.Tensor, correc
                                                 ACC=acc, BLOCK_N=block_n, BLOCK_K=block_k)
 
 
+def _reduce(op: str, x: torch.Tensor, bound: dict, out_name: str | None, dtype: torch.dtype, **params: float) -> torch.Tensor:
+    """Reduce `x` over the dims the call names (`dim`, `keepdim`) into its `out=` or a new `dtype` tensor."""
+    dims = _dims(x, bound.get("dim"))
+    out = _output(bound.get(out_name) if out_name else None, _result_shape(x, dims, bool(bound.get("keepdim", False))), dtype)
+    _launch(op, x, dims, out, **params)
+    return out
+
+
 def _reduction_wrapper(overload: str, op: str, dtypes: frozenset, rule: Any):
     packet, _, name = overload.partition(".")
     schema = getattr(getattr(torch.ops.aten, packet), name or "default")._schema
@@ -286,11 +294,7 @@ def _reduction_wrapper(overload: str, op: str, dtypes: frozenset, rule: Any):
         if result not in FLOATS | INTEGERS | BOOL or (requested is not None and (
                 requested not in FLOATS | INTEGERS or x.dtype.is_floating_point and not requested.is_floating_point)):
             raise Decline("result dtype")
-        dims = _dims(x, bound.get("dim"))
-        shape = _result_shape(x, dims, bool(bound.get("keepdim", False)))
-        out = _output(bound.get(out_name) if out_name else None, shape, result)
-        _launch(op, x, dims, out)
-        return out
+        return _reduce(op, x, bound, out_name, result)
 
     return wrapper
 
@@ -305,11 +309,7 @@ def _statistic_wrapper(overload: str, op: str):
         x = _check(bound["self"], FLOATS)
         correction = bound.get("correction")
         correction = 1.0 if correction is None else float(correction)
-        dims = _dims(x, bound.get("dim"))
-        out = _output(bound.get(out_name) if out_name else None, _result_shape(x, dims, bool(bound.get("keepdim", False))),
-                      x.dtype)
-        _launch(op, x, dims, out, correction=correction)
-        return out
+        return _reduce(op, x, bound, out_name, x.dtype, correction=correction)
 
     return wrapper
 
@@ -327,11 +327,7 @@ def _norm_wrapper(overload: str):
         op = NORM_OPS.get(order, "normp" if order > 0 and order != float("inf") else None)
         if op is None:
             raise Decline("norm order")
-        dims = _dims(x, bound.get("dim"))
-        out = _output(bound.get(out_name) if out_name else None, _result_shape(x, dims, bool(bound.get("keepdim", False))),
-                      x.dtype)
-        _launch(op, x, dims, out, p=order)
-        return out
+        return _reduce(op, x, bound, out_name, x.dtype, p=order)
 
     return wrapper
 

@@ -15,7 +15,7 @@ import triton.language as tl
 from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion
 from triton.language.extra import libdevice
 
-from tilebridge.ops.pointwise import Pointwise, register_pointwise
+from tilebridge.ops.pointwise import Pointwise, register_pointwise, register_unary_table
 from tilebridge.ops.registry import ALL, FLOATS, INTEGERS, Decline
 
 CATEGORY = "special"
@@ -188,8 +188,7 @@ UNARY = [  # (math, dtypes, promotion, overloads)
     (bessel_y0, NOT_HALF, INT_TO_FLOAT, "special_bessel_y0 special_bessel_y0.out"),
     (bessel_y1, NOT_HALF, INT_TO_FLOAT, "special_bessel_y1 special_bessel_y1.out"),
 ]
-for _fn, _dtypes, _kind, _overloads in UNARY:
-    register_pointwise(CATEGORY, Pointwise(_fn, _dtypes, kind=_kind), _overloads)
+register_unary_table(CATEGORY, UNARY)
 
 register_pointwise(CATEGORY, Pointwise(logit, FLOATS, prepare=_logit_eps), "logit logit.out logit_")
 register_pointwise(CATEGORY, Pointwise(logit_backward, FLOATS, tensors=("grad_output", "self"), prepare=_logit_eps),
