@@ -9,6 +9,7 @@ answers where it answers right.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,9 @@ INTEGERS = SIGNED | {torch.uint8}
 BOOL = frozenset({torch.bool})
 ALL = FLOATS | INTEGERS | BOOL
 
-# The modules that hold operators, imported by `entries()`; each adds its entries at import.
-OPERATOR_MODULES = ("elementwise", "binary", "activations", "reduction", "softmax", "normalization", "matmul",
-                    "special")
+# Modules of this package that hold helpers, not operators; every other module is a category and is
+# imported by `entries()` (a new category is a new file, nothing else to edit).
+HELPER_MODULES = frozenset({"registry", "pointwise", "strided"})
 
 
 class Decline(Exception):
@@ -69,6 +70,13 @@ def claim(dtype: torch.dtype, entry_dtypes: Iterable[torch.dtype]) -> None:
 
 def entries() -> dict[str, OpEntry]:
     """The whole table, importing every operator module first."""
-    for name in OPERATOR_MODULES:
+    for name in operator_modules():
         importlib.import_module(f"tilebridge.ops.{name}")
     return TABLE
+
+
+def operator_modules() -> list[str]:
+    """The category modules of `tilebridge.ops`, in name order (so registration order is stable)."""
+    package = importlib.import_module("tilebridge.ops")
+    names = (info.name for info in pkgutil.iter_modules(package.__path__))
+    return sorted(name for name in names if name not in HELPER_MODULES and not name.startswith("_"))
