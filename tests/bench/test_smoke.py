@@ -33,7 +33,7 @@ def test_quick_suite_writes_json_plot_and_markdown(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "tilebridge", "bench", "--quick", "--only", ",".join(SUBSET)]
     for flag, path in paths.items():
         command += [flag, str(path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "torch/tilebridge" in done.stdout and "FAILED" not in done.stdout
 
@@ -53,9 +53,15 @@ def test_quick_suite_writes_json_plot_and_markdown(tmp_path: Path) -> None:
     for row in result["interpreter"]:
         assert row["error"] is None and row["speedup"] > 0, row
 
+    startup = result["startup"]
+    assert startup["error"] is None, startup
+    assert 0 < startup["triton_dispatch_s"] < startup["launch_s"] and startup["cold_compile_median_s"] > 0
+    assert 0 < startup["new_process_launch_s"] < 5 and len(startup["cold_compile_s"]) == 6
+
     assert paths["--plot"].read_bytes().startswith(b"\x89PNG")
     markdown = paths["--markdown"].read_text()
-    for needle in ("## Machine", "copy bandwidth", "sgemm rate", "tilebridge bench --quick", "| case |", "geometric mean"):
+    for needle in ("## Machine", "copy bandwidth", "sgemm rate", "tilebridge bench --quick", "| case |", "geometric mean",
+                   "## Launch and compile", "tilebridge adds"):
         assert needle in markdown
 
 

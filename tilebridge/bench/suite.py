@@ -21,6 +21,7 @@ import torch
 from tilebridge.bench.cases import MEMORY, Case, Workload, all_cases, kernel_names
 from tilebridge.bench.interpreter import InterpreterComparison, compare_with_interpreter
 from tilebridge.bench.roofline import Machine, measure_machine
+from tilebridge.bench.startup import Startup, measure_startup
 from tilebridge.bench.timing import FULL, QUICK, OtherLoad, TimingPolicy, interleaved_timings
 
 
@@ -90,6 +91,7 @@ class SuiteResult:
     versions: dict[str, str] = field(default_factory=dict)
     load_average: dict[str, list[float]] = field(default_factory=dict)
     other_load_cores: float | None = None  # cores other processes kept busy during the run (see OtherLoad)
+    startup: Startup | None = None  # launch overhead, cold compile, new process (None: not measured)
 
     @property
     def busy_machine(self) -> bool:
@@ -117,6 +119,7 @@ class SuiteResult:
             "busy_machine": self.busy_machine, "machine": self.machine.as_dict(),
             "cases": [c.as_dict() for c in self.cases],
             "interpreter": [c.as_dict() for c in self.interpreter],
+            "startup": self.startup.as_dict() if self.startup else None,
             "summary": {
                 "cases": len(self.cases), "passed": sum(c.ok for c in self.cases), "failed": [c.name for c in self.failed],
                 "all_correct": not self.failed,
@@ -236,7 +239,9 @@ def run_suite(quick: bool = False, only: Sequence[str] | None = None, interprete
         kernels = list(dict.fromkeys(c.kernel for c in cases))
         say(f"timing the Triton interpreter on small inputs ({len(kernels)} kernels, in a subprocess) ...")
         comparisons = compare_with_interpreter(kernels, quick)
+    say("timing launch overhead, cold compiles and a new process's first launch (in subprocesses) ...")
+    startup = measure_startup()
     return SuiteResult(machine, results, comparisons, "quick" if quick else "full", command,
                        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        time.perf_counter() - started, _versions(), {"start": load_start, "end": _load_average()},
-                       other_load.cores())
+                       other_load.cores(), startup)

@@ -89,6 +89,8 @@ class CpuBackend(BaseBackend):
     def __init__(self, target: GPUTarget) -> None:
         super().__init__(target)
         self.binary_ext = "so"
+        from tilebridge.frontends.triton.startup import remember_triton_key
+        remember_triton_key()
 
     def hash(self) -> str:
         from tilebridge.toolchain.compiler import toolchain_hash
