@@ -1,0 +1,207 @@
+"""Indexing: embedding (and its backward), index_select, gather, scatter, scatter_add, index_add, index_put.
+
+Every one of them is the same loop over *lines*: a lane is one position in the dims that are not
+indexed, and j walks the indexed dim. GATHER reads `source[lane, index[lane, j]]` into `out[lane, j]`;
+the scatter modes write `out[lane, index[lane, j]]` from `source[lane, j]` (set, add, multiply). A
+broadcast index (index_select, embedding, index_add) is an index of stride 0 over the lanes, and
+index_put's several index tensors become one index of element offsets (dim stride 1).
+
+Scatter modes walk j serially within a lane (one j per step), as ATen's CPU kernels do: different
+lanes never write the same element, so there are no races and no atomics, duplicate indices accumulate
+(or the last one wins) in ATen's order, and float sums round exactly as ATen's do. Data movement (gather,
+set) moves raw bits: every dtype of one element size shares one compiled kernel.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from tilebridge.ops.pointwise import bind, out_argument
+from tilebridge.ops.registry import ALL, FLOATS, INTEGERS, Decline, register
+from tilebridge.ops.strided import MAX_ELEMENTS, MAX_RANK, collapse, compute_dtype, has_internal_overlap, strided_offset
+
+CATEGORY = "indexing"
+NUMBERS = FLOATS | INTEGERS
+BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+INDEX_DTYPES = (torch.int64, torch.int32)
+_INTS = ["L", "N", "s1", "s2", "s3", "f0", "f1", "f2", "f3", "g0", "g1", "g2", "g3", "h0", "h1", "h2", "h3",
+         "fixed_step", "indexed_step", "index_step", "skip", "alpha"]
+
+
+@triton.jit(do_not_specialize=_INTS)
+def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f3, g0, g1, g2, g3, h0, h1, h2, h3,
+                 fixed_step, indexed_step, index_step, skip, alpha, MODE: tl.constexpr, COMPUTE: tl.constexpr,
+                 BLOCK_L: tl.constexpr, BLOCK_J: tl.constexpr):
+    """The fixed tensor is addressed by (lane, j) (strides f, fixed_step), the indexed one by (lane, index)
+    (strides g, indexed_step), the index by (lane, j) (strides h, index_step); j with index == skip is left out."""
+    lanes = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
+    lane_in = lanes < L
+    fixed_lane = strided_offset(lanes, s1, s2, s3, f0, f1, f2, f3, 4)[:, None]
+    indexed_lane = strided_offset(lanes, s1, s2, s3, g0, g1, g2, g3, 4)[:, None]
+    index_lane = strided_offset(lanes, s1, s2, s3, h0, h1, h2, h3, 4)[:, None]
+    for start in range(tl.program_id(1) * BLOCK_J, N, BLOCK_J * tl.num_programs(1)):
+        js = (start + tl.arange(0, BLOCK_J)).to(tl.int64)[None, :]
+        inside = lane_in[:, None] & (js < N)
+        index = tl.load(index_ptr + index_lane + js * index_step, mask=inside, other=0).to(tl.int64)
+        inside = inside & (index != skip)
+        fixed = fixed_lane + js * fixed_step
+        indexed = indexed_lane + index * indexed_step
+        if MODE == "gather":
+            tl.store(out_ptr + fixed, tl.load(source_ptr + indexed, mask=inside), mask=inside)
+        elif MODE == "set":
+            tl.store(out_ptr + indexed, tl.load(source_ptr + fixed, mask=inside), mask=inside)
+        else:
+            value = tl.load(source_ptr + fixed, mask=inside).to(COMPUTE)
+            old = tl.load(out_ptr + indexed, mask=inside).to(COMPUTE)
+            if MODE == "add":
+                new = old + value * alpha
+            else:  # multiply
+                new = old * value
+            tl.store(out_ptr + indexed, new.to(out_ptr.dtype.element_ty), mask=inside)
+
+
+# --- host side ------------------------------------------------------------------------------------------------
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """The same memory as a same-width integer tensor: data movement then compiles once per element size."""
+    return t.view(BITS[t.element_size()]) if t.dtype != BITS[t.element_size()] else t
+
+
+def strides_without(t: torch.Tensor, dim: int) -> tuple[list[int], int]:
+    """(strides of every dim but `dim`, stride of `dim`)."""
+    strides = list(t.stride())
+    return strides[:dim] + strides[dim + 1:], strides[dim]
+
+
+def lines(mode: str, out: torch.Tensor, source: torch.Tensor, index: torch.Tensor, shape: list[int], dim: int,
+          fixed: tuple[list[int], int], indexed: tuple[list[int], int], index_strides: tuple[list[int], int],
+          skip: int = -1, alpha: float = 1) -> None:
+    """Run `lines_kernel` over `shape` (the index's), walking `dim`; each stride pair is (lane strides, dim stride)."""
+    lane_shape = shape[:dim] + shape[dim + 1:]
+    N = shape[dim]
+    L = 1
+    for size in lane_shape:
+        L *= size
+    if L == 0 or N == 0:
+        return
+    if L * N > MAX_ELEMENTS or out.numel() > MAX_ELEMENTS or source.numel() > MAX_ELEMENTS:
+        raise Decline("more elements than int32 lane indexing covers")
+    sizes, (f, g, h) = collapse(lane_shape, [fixed[0], indexed[0], index_strides[0]])
+    if len(sizes) > MAX_RANK:
+        raise Decline("more than 4 non-mergeable lane dims")
+    pad = MAX_RANK - len(sizes)
+    sizes, f, g, h = [1] * pad + sizes, [0] * pad + f, [0] * pad + g, [0] * pad + h
+    moving = mode in ("gather", "set")
+    if moving:
+        out, source = bits(out), bits(source)
+    compute = compute_dtype(out.dtype)
+    if mode == "gather":
+        block_l, block_j = (128, 8) if L >= 16 else (1, 1024)
+    else:
+        block_l, block_j = (128, 1) if L > 1 else (1, 1)
+    grid = (triton.cdiv(L, block_l), min(triton.cdiv(N, block_j), 65535) if mode == "gather" else 1)
+    alpha = float(alpha) if out.dtype.is_floating_point else int(alpha)
+    lines_kernel[grid](out, source, index, L, N, *sizes[1:], *f, *g, *h, fixed[1], indexed[1], index_strides[1], skip,
+                       alpha, MODE=mode, COMPUTE=compute, BLOCK_L=block_l, BLOCK_J=block_j)
+
+
+def check_range(index: torch.Tensor, size: int, negative: bool = False) -> None:
+    """Decline indices outside [0, size) ([-size, size) with `negative`): ATen raises its own IndexError."""
+    if index.numel() == 0:
+        return
+    low, high = torch.aminmax(index)
+    if int(low) < (-size if negative else 0) or int(high) >= size:
+        raise Decline("index out of range: ATen's error")
+
+
+def plain(t: Any, dtypes: frozenset = ALL) -> torch.Tensor:
+    """Decline what is not a strided CPU tensor of a claimed dtype."""
+    if not isinstance(t, torch.Tensor) or t.layout != torch.strided or t.device.type != "cpu" or t.dtype not in dtypes:
+        raise Decline("not a strided CPU tensor of a claimed dtype")
+    return t
+
+
+def result(given: torch.Tensor | None, shape: list[int], dtype: torch.dtype, *inputs: torch.Tensor) -> torch.Tensor:
+    """A new tensor, or the caller's `out=` when it has the shape and dtype and shares no memory with an input."""
+    if given is None:
+        return torch.empty(shape, dtype=dtype)
+    if list(given.shape) != list(shape) or given.dtype != dtype or has_internal_overlap(given):
+        raise Decline("out= needs a resize or a cast, or overlaps itself: ATen's")
+    if any(_overlaps(given, t) for t in inputs):
+        raise Decline("out= shares memory with an input")
+    return given
+
+
+def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.numel() == 0 or b.numel() == 0 or a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+        return False
+    span = [(t.storage_offset() * t.element_size(),
+             (t.storage_offset() + sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride())) + 1) * t.element_size())
+            for t in (a, b)]
+    return span[0][0] < span[1][1] and span[1][0] < span[0][1]
+
+
+def wrap(overload: str, body: Any) -> Any:
+    """A wrapper binding the overload's schema: `body(bound, out, inplace)`; out is the `out=` tensor if any."""
+    packet, _, name = overload.partition(".")
+    schema = getattr(getattr(torch.ops.aten, packet), name or "default")._schema
+    out_name = out_argument(schema)
+    inplace = out_name is None and packet.endswith("_") and not packet.endswith("__")
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = bind(schema, args, kwargs)
+        return body(bound, bound.get(out_name) if out_name else None, inplace)
+
+    return wrapper
+
+
+# --- embedding ----------------------------------------------------------------------------------------------
+
+def embedding(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    weight, indices = plain(bound["weight"]), plain(bound["indices"], frozenset(INDEX_DTYPES))
+    if weight.dim() != 2:
+        raise Decline("weight must be 2-D: ATen's error")
+    rows, width = weight.shape
+    check_range(indices, rows)
+    flat = indices.reshape(-1)
+    target = result(out, [*indices.shape, width], weight.dtype, weight, indices)
+    matrix = as_matrix(target, width)
+    lines("gather", matrix, weight, flat, [flat.numel(), width], 0, ([matrix.stride(1)], matrix.stride(0)),
+          ([weight.stride(1)], weight.stride(0)), ([0], flat.stride(0)))
+    return target
+
+
+def as_matrix(t: torch.Tensor, width: int) -> torch.Tensor:
+    """`t` as (rows, width) without a copy (a kernel writes through it), or Decline."""
+    try:
+        return t.view(-1, width)
+    except RuntimeError:
+        raise Decline("out= whose rows do not merge") from None
+
+
+def embedding_dense_backward(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    """grad_weight[indices[i]] += grad[i], i in order (ATen's order, so sums round alike); padding_idx rows stay 0."""
+    grad, indices = plain(bound["grad_output"], FLOATS), plain(bound["indices"], frozenset(INDEX_DTYPES))
+    rows, padding_idx = int(bound["num_weights"]), int(bound["padding_idx"])
+    if bound["scale_grad_by_freq"] or grad.dim() == 0:
+        raise Decline("scale_grad_by_freq")
+    width = grad.shape[-1]
+    flat = indices.reshape(-1)
+    if grad.numel() != flat.numel() * width:
+        raise Decline("grad and indices disagree: ATen's error")
+    check_range(flat, rows)
+    target = result(out, [rows, width], grad.dtype, grad, indices)
+    target.zero_()
+    source = grad.reshape(flat.numel(), width)
+    lines("add", target, source, flat, [flat.numel(), width], 0, ([source.stride(1)], source.stride(0)),
+          ([target.stride(1)], target.stride(0)), ([0], flat.stride(0)), skip=padding_idx if padding_idx >= 0 else -1)
+    return target
+
+
+for _overload in ("embedding", "embedding.out"):
+    register(_overload, wrap(_overload, embedding), ALL, CATEGORY)
+for _overload in ("embedding_dense_backward", "embedding_dense_backward.out"):
+    register(_overload, wrap(_overload, embedding_dense_backward), FLOATS, CATEGORY)
