@@ -85,10 +85,10 @@ def attention_forward_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, lse_ptr, H,
     for start in range(0, stop, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)
         col_in = cols < S
-        at, inside = _tile(k_ptr, b, h, cols, dims, col_in, dim_in, k_b, k_h, k_s, k_e)
-        k = tl.load(at, mask=inside, other=0.0)
-        at, inside = _tile(v_ptr, b, h, cols, dims, col_in, dim_in, v_b, v_h, v_s, v_e)
-        v = tl.load(at, mask=inside, other=0.0)
+        k_at, k_inside = _tile(k_ptr, b, h, cols, dims, col_in, dim_in, k_b, k_h, k_s, k_e)
+        k = tl.load(k_at, mask=k_inside, other=0.0)
+        v_at, v_inside = _tile(v_ptr, b, h, cols, dims, col_in, dim_in, v_b, v_h, v_s, v_e)
+        v = tl.load(v_at, mask=v_inside, other=0.0)
         scores = _scores(q, k, mask_ptr, b, h, rows, cols, row_in, col_in, m_b, m_h, m_s, m_e, scale, CAUSAL, HAS_MASK)
         new_max = tl.maximum(row_max, tl.max(scores, 1))
         shift = tl.where(new_max == -float("inf"), 0.0, new_max)  # a row with nothing visible yet stays 0, not NaN
@@ -131,12 +131,12 @@ def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_pt
     for start in range(first, L, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)
         row_in = rows < L
-        at, inside = _tile(q_ptr, b, h, rows, dims, row_in, dim_in, q_b, q_h, q_s, q_e)
-        q = tl.load(at, mask=inside, other=0.0)
-        at, inside = _tile(grad_ptr, b, h, rows, dims, row_in, dim_in, do_b, do_h, do_s, do_e)
-        grad = tl.load(at, mask=inside, other=0.0)
-        at, inside = _tile(out_ptr, b, h, rows, dims, row_in, dim_in, o_b, o_h, o_s, o_e)
-        out = tl.load(at, mask=inside, other=0.0)
+        q_at, q_inside = _tile(q_ptr, b, h, rows, dims, row_in, dim_in, q_b, q_h, q_s, q_e)
+        q = tl.load(q_at, mask=q_inside, other=0.0)
+        g_at, g_inside = _tile(grad_ptr, b, h, rows, dims, row_in, dim_in, do_b, do_h, do_s, do_e)
+        grad = tl.load(g_at, mask=g_inside, other=0.0)
+        o_at, o_inside = _tile(out_ptr, b, h, rows, dims, row_in, dim_in, o_b, o_h, o_s, o_e)
+        out = tl.load(o_at, mask=o_inside, other=0.0)
         delta = tl.sum(grad.to(tl.float32) * out.to(tl.float32), 1)
         lse = tl.load(lse_ptr + b * l_b + h * l_h + rows.to(tl.int64) * l_s, mask=row_in, other=0.0)
         scores = _scores(q, k, mask_ptr, b, h, rows, cols, row_in, col_in, m_b, m_h, m_s, m_e, scale, CAUSAL, HAS_MASK)
@@ -176,10 +176,10 @@ def attention_backward_q_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr
     for start in range(0, stop, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)
         col_in = cols < S
-        at, inside = _tile(k_ptr, b, h, cols, dims, col_in, dim_in, k_b, k_h, k_s, k_e)
-        k = tl.load(at, mask=inside, other=0.0)
-        at, inside = _tile(v_ptr, b, h, cols, dims, col_in, dim_in, v_b, v_h, v_s, v_e)
-        v = tl.load(at, mask=inside, other=0.0)
+        k_at, k_inside = _tile(k_ptr, b, h, cols, dims, col_in, dim_in, k_b, k_h, k_s, k_e)
+        k = tl.load(k_at, mask=k_inside, other=0.0)
+        v_at, v_inside = _tile(v_ptr, b, h, cols, dims, col_in, dim_in, v_b, v_h, v_s, v_e)
+        v = tl.load(v_at, mask=v_inside, other=0.0)
         scores = _scores(q, k, mask_ptr, b, h, rows, cols, row_in, col_in, m_b, m_h, m_s, m_e, scale, CAUSAL, HAS_MASK)
         p = tl.exp2(scores - lse[:, None])
         ds = p * (_product(grad, tl.trans(v)) - delta[:, None])
