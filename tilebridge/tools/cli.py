@@ -1,4 +1,4 @@
-"""The `tilebridge` command: `demo`, `doctor`, `bench`, `align` and `--version`.
+"""The `tilebridge` command: `demo`, `doctor`, `bench`, `align`, `models` and `--version`.
 
 Subcommands import their modules only when chosen, so `tilebridge --version` and `tilebridge --help`
 answer at once, without importing triton or torch.
@@ -36,6 +36,14 @@ def _align(args: argparse.Namespace) -> int:
     return align_main(args)
 
 
+def _models(args: argparse.Namespace) -> int:
+    from tilebridge.tools.models import main as models_main
+
+    return models_main(models=[name.strip() for name in args.models.split(",") if name.strip()],
+                       repetitions=args.repetitions, tiny=args.tiny, backward=args.backward, json_path=args.json,
+                       markdown_path=args.markdown, threads=args.threads)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, separate from `main` so tests and docs can inspect it."""
     from tilebridge import __version__
@@ -67,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/pytorch-alignment.md)")
     align.add_argument("--progress", action="store_true", help="print each OpInfo as it finishes")
     align.set_defaults(handler=_align)
+    models = commands.add_parser("models", help="run real models with the operator library off and on: error, coverage, time")
+    models.add_argument("--models", default="minilm,gpt", help="minilm (needs the `models` extra), gpt (default: both)")
+    models.add_argument("--repetitions", type=int, default=5, help="timed runs per model and setting (median reported)")
+    models.add_argument("--threads", type=int, help="torch.set_num_threads for ATen and the library alike")
+    models.add_argument("--tiny", action="store_true", help="a tiny GPT configuration: a smoke test")
+    models.add_argument("--no-backward", dest="backward", action="store_false", help="skip the GPT's backward pass")
+    models.add_argument("--json", metavar="PATH", help="write every figure and per-op count as JSON")
+    models.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/models.md)")
+    models.set_defaults(handler=_models)
     return parser
 
 
