@@ -7,9 +7,11 @@ tile arena, so large tiles never live on a thread's stack.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from tilebridge.ir import nodes as n
+from tilebridge.ir.passes import contiguous_store
 from tilebridge.ir.types import BITS, SOFT_FLOATS, c_memory_type, c_type, is_float, is_pointer
 
 # Narrow float ↔ float conversion templates.
@@ -21,6 +23,9 @@ FROM_FLOAT = {"f16": "((_Float16)({}))", "bf16": "tb_f2bf({})", "f8e4m3": "tb_f_
               "f8e5b16": "tb_f_to_e5b16({}, 0)"}
 FROM_FLOAT_RTZ = {"bf16": "tb_f2bf_rtz({})", "f8e4m3": "tb_f_to_e4m3({}, 1)", "f8e5m2": "tb_f_to_e5m2({}, 1)",
                   "f8e4b15": "tb_f_to_e4b15({}, 1)", "f8e4b8": "tb_f_to_e4b8({}, 1)", "f8e5b16": "tb_f_to_e5b16({}, 1)"}
+
+# Element sizes of the stores that may be streamed (see `streamed_loop`).
+STREAMABLE = {"f32": 4, "f64": 8, "i32": 4, "i64": 8, "i16": 2, "i8": 1, "f16": 2, "bf16": 2}
 
 INFIX = {"add": "+", "sub": "-", "mul": "*", "fdiv": "/", "and": "&", "or": "|", "xor": "^",
          "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=", "ptradd": "+"}
@@ -245,12 +250,10 @@ class CRenderer:
                 if s.orelse:
                     lines += [f"{pad}}} else {{"] + self.block(s.orelse, depth + 1)
                 return lines + [f"{pad}}}"]
+            case n.For() if (store := contiguous_store(s)) is not None and store.value.dtype in STREAMABLE:
+                return self.streamed_loop(s, store, depth)
             case n.For():
-                v = s.var
-                head = (f"{pad}for ({c_type(v.dtype)} {v.name} = {self.expr(s.start)}; {v.name} < {self.expr(s.stop)}; "
-                        f"{v.name} += {self.expr(s.step)}) {{")
-                pragma = [f"{pad}#pragma omp simd"] if s.vectorize else []
-                return pragma + [head] + self.block(s.body, depth + 1) + [f"{pad}}}"]
+                return self.plain_loop(s, depth)
             case n.While():
                 return [f"{pad}while (1) {{"] + self.block(s.body, depth + 1) + [f"{pad}}}"]
             case n.Break():
@@ -272,6 +275,52 @@ class CRenderer:
             case n.Comment():
                 return [f"{pad}/* {s.text.replace('*/', '* /')} */"]
         raise TypeError(f"not an IR statement: {s!r}")
+
+    def plain_loop(self, s: n.For, depth: int) -> list[str]:
+        pad, v = "    " * depth, s.var
+        head = (f"{pad}for ({c_type(v.dtype)} {v.name} = {self.expr(s.start)}; {v.name} < {self.expr(s.stop)}; "
+                f"{v.name} += {self.expr(s.step)}) {{")
+        pragma = [f"{pad}#pragma omp simd"] if s.vectorize else []
+        return pragma + [head] + self.block(s.body, depth + 1) + [f"{pad}}}"]
+
+    def streamed_loop(self, loop: n.For, store: n.MemWrite, depth: int) -> list[str]:
+        """A contiguous store loop in two forms: 64-byte lines of streaming stores when the launch writes
+        many MiB this way (TB_STREAMING), else the plain vectorized loop.
+
+        The streamed form runs element by element until the destination is 64-byte aligned, then one
+        line at a time (the line computed into an aligned local by a vectorized loop, then streamed),
+        then element by element to the end."""
+        pad, v = "    " * depth, loop.var
+        vt, mt = c_type(v.dtype), c_memory_type(store.value.dtype)
+        per_line = 64 // STREAMABLE[store.value.dtype]
+        # The line's loop runs the loop variable itself, so the C compiler still sees consecutive addresses.
+        chunk = n.Buffer("tb_line", store.value.dtype, per_line)
+        line_body = [*loop.body[:-1], n.BufWrite(chunk, n.Binary("sub", v, n.Var("tb_first", v.dtype), v.dtype), store.value)]
+        pointer = self.expr(store.pointer)
+        inner = pad + "        "
+        return ([f"{pad}{{",
+                 f"{pad}    {vt} tb_start = {self.expr(loop.start)}, tb_stop = {self.expr(loop.stop)};",
+                 f"{pad}    if (TB_STREAMING((int64_t)tb_stop - tb_start, {STREAMABLE[store.value.dtype]})) {{",
+                 f"{pad}        {vt} {v.name} = tb_start;",
+                 f"{pad}        for (; {v.name} < tb_stop && ((uintptr_t)({pointer}) & 63); {v.name}++) {{"]
+                + self.block(loop.body, depth + 3)
+                + [f"{inner}}}",
+                   f"{inner}for (; {v.name} + {per_line} <= tb_stop; {v.name} += {per_line}) {{",
+                   f"{inner}    {mt} tb_line[{per_line}] __attribute__((aligned(64)));",
+                   f"{inner}    {vt} tb_first = {v.name};",
+                   f"{inner}    #pragma omp simd",
+                   f"{inner}    for ({vt} {v.name} = tb_first; {v.name} < tb_first + {per_line}; {v.name}++) {{"]
+                + self.block(line_body, depth + 4)
+                + [f"{inner}    }}",
+                   f"{inner}    tb_stream_line({pointer}, tb_line);",
+                   f"{inner}}}"]
+                + [f"{inner}for (; {v.name} < tb_stop; {v.name}++) {{"]
+                + self.block(loop.body, depth + 3)
+                + [f"{inner}}}"]
+                + [f"{pad}    }} else {{"]
+                + self.plain_loop(dataclasses.replace(loop, start=n.Var("tb_start", v.dtype),
+                                                      stop=n.Var("tb_stop", v.dtype)), depth + 2)
+                + [f"{pad}    }}", f"{pad}}}"])
 
     def atomic(self, s: n.Atomic, pad: str) -> list[str]:
         p, v = self.expr(s.pointer), self.expr(s.value)
@@ -385,6 +434,7 @@ def render_kernel(kernel: n.Kernel) -> str:
         f"                tb_arena_check(arena, {arena});",
         "                if (++x == gx) { x = 0; if (++y == gy) { y = 0; z++; } }",
         "            }",
+        "            tb_stream_fence();",
         "        }",
         "    }",
         "    return failed ? 1 : (tb_assert_failed ? 2 : 0);",

@@ -232,6 +232,30 @@ static inline char* tb_arena(size_t bytes) {
 #endif
     return tb_arena_ptr;
 }
+/* ---- streaming stores: a contiguous output of many MiB (over every program of a launch) is written
+ * with non-temporal stores, one 64-byte line at a time, which skips the read-for-ownership of each
+ * destination line (a third of the traffic of a copy) and keeps the caches for the inputs. Smaller
+ * outputs use ordinary stores: a consumer may still find them in cache. The launcher fences once per
+ * thread, so the lines are visible before the launch returns. ---- */
+#ifndef TB_STREAM_MIN_BYTES
+#define TB_STREAM_MIN_BYTES ((int64_t)16 << 20)
+#endif
+#define TB_STREAMING(count, size) \
+    ((count) > 0 && (int64_t)(count) * (size) * tb_num_x * tb_num_y * tb_num_z >= TB_STREAM_MIN_BYTES)
+static inline void tb_stream_line(void* dst, const void* src) {
+#ifdef __AVX512F__
+    _mm512_stream_si512((__m512i*)dst, _mm512_load_si512(src));
+#else
+    memcpy(dst, src, 64);
+#endif
+}
+static inline void tb_stream_fence(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_sfence();
+#else
+    __sync_synchronize();
+#endif
+}
 static inline void tb_arena_check(const char* arena, size_t bytes) {
 #ifdef TB_CHECK_ARENA
     for (int i = 0; i < TB_CANARY; i++)

@@ -69,6 +69,21 @@ def offset_from(e, var: n.Var):
     return None
 
 
+def contiguous_store(loop: n.For) -> n.MemWrite | None:
+    """The store of a vectorized loop that only computes scalars and writes `base[var + offset]`
+    (unit stride, `base` and `offset` invariant): the loops a C renderer may stream to memory."""
+    if not (loop.vectorize and isinstance(loop.step, n.Const) and loop.step.value == 1 and loop.body):
+        return None
+    *before, last = loop.body
+    if not isinstance(last, n.MemWrite) or not all(isinstance(s, n.Declare) for s in before):
+        return None
+    pointer = last.pointer
+    if not (isinstance(pointer, n.Binary) and pointer.op == "ptradd") or mentions(pointer.a, loop.var):
+        return None
+    offset = offset_from(pointer.b, loop.var)
+    return last if offset is not None and not mentions(offset, loop.var) else None
+
+
 def widen(e):
     return e if e.dtype == I64 else n.Cast(e, I64)
 

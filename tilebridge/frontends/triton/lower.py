@@ -34,6 +34,9 @@ class Lowerer(ComputeLowering, ControlLowering):
         self.pending: list[TVal] = []  # lazy loads not yet evaluated
         self.uses: dict[str, int] = {}
         self.nested_uses: set[str] = set()
+        self.remaining: dict[str, int] = {}  # uses of each value not lowered yet
+        self.values: dict[str, TVal] = {}  # every settled value by name, to see which lazy ones are still live
+        self.rereads: list[TVal] = []  # multi-use values left lazy: re-read at each use until a write
         self.op: Op | None = None
         self.pids = tuple(n.Var(f"tb_pid_{a}", I32) for a in "xyz")
         self.nums = tuple(n.Var(f"tb_num_{a}", I32) for a in "xyz")
@@ -100,11 +103,21 @@ class Lowerer(ComputeLowering, ControlLowering):
         return tv
 
     def flush(self, keep: frozenset = frozenset()) -> None:
-        """Evaluate every pending lazy load (before a side effect could change what it reads)."""
+        """Evaluate every pending lazy load (before a side effect could change what it reads), and
+        store every multi-use value left lazy that is still to be read (`rereads`)."""
         for tv in list(self.pending):
             if tv not in keep:
                 self.materialize(tv, "ld")
         self.pending = [p for p in self.pending if p in keep]
+        for tv in self.rereads:
+            if not tv.materialized and self.live(tv):
+                self.materialize(tv, "rd")
+        self.rereads = [tv for tv in self.rereads if not tv.materialized and self.live(tv)]
+
+    def live(self, tv: TVal) -> bool:
+        """Whether a value not yet used up may still read what `tv` reads (conservative: any shared load)."""
+        return any(self.remaining.get(name, 0) > 0 and not value.materialized and value.loads & tv.loads
+                   for name, value in self.values.items())
 
     def consumed(self, *tvs: TVal) -> None:
         loads = frozenset().union(*(t.loads for t in tvs))
@@ -160,6 +173,8 @@ class Lowerer(ComputeLowering, ControlLowering):
                 else:
                     raise self.error(f"the TTIR operation '{op.name}'")
             args = [env[name] for name in op.operands]
+            for name in op.operands:
+                self.remaining[name] = self.remaining.get(name, 0) - 1
             results = handler(self, op, args, env)
             if results is None:
                 continue
@@ -214,10 +229,18 @@ class Lowerer(ComputeLowering, ControlLowering):
     def settle(self, name: str, tv: TVal, following: list = ()) -> TVal:
         """Decide whether a new value stays lazy."""
         uses = self.uses.get(name, 0)
+        self.remaining[name] = uses
+        self.values[name] = tv
         if tv.materialized:
             return tv
         if not tv.shape:
             return self.materialize(tv, name[1:])
+        if uses > 1 and tv.loads and tv.cost <= EXPENSIVE_COST and used_in_line(name, uses, following):
+            # Cheap to read again, and nothing may write memory before its last use unless a flush
+            # stores it first: each use reads the source again (from cache) instead of a pass that
+            # copies the tile into a buffer.
+            self.rereads.append(tv)
+            return tv
         if uses > 1 and (tv.loads or tv.cost > EXPENSIVE_COST):
             if feeds_reduction(name, following):
                 # The reduction reads every element anyway: it stores them as it goes (softmax's
@@ -560,6 +583,12 @@ class Lowerer(ComputeLowering, ControlLowering):
         else:
             self.emit(n.Assert(cond.scalar(), message))
         return None
+
+
+def used_in_line(name: str, uses: int, following: list) -> bool:
+    """Whether all `uses` of `name` are operands of the ops that follow it in its block (not of a
+    nested region's ops, not of the terminator: a value carried out of the block is stored anyway)."""
+    return sum(op.operands.count(name) for op in following if op.name not in TERMINATORS) == uses
 
 
 def feeds_reduction(name: str, following: list) -> bool:
