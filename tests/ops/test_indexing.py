@@ -57,3 +57,77 @@ def test_embedding_backward_matches_atens_sums(library, generator, dtype):
             (want,) = torch.autograd.grad(F.embedding(indices, weight, padding_idx=padding_idx), weight, grad)
         assert torch.equal(got, want)
     assert library["served"]["embedding_dense_backward"] == 2
+
+
+@pytest.mark.parametrize("dtype", MOVED)
+def test_index_select_and_gather_every_dtype(library, generator, dtype):
+    x = random((6, 37, 5), dtype, generator)
+    for dim, source in [(1, x), (0, noncontiguous(x)), (-1, x.transpose(0, 2))]:
+        index = torch.randint(0, source.shape[dim], (23,), generator=generator)
+        _same(torch.index_select, source, dim, index)
+        gather_shape = list(source.shape)
+        gather_shape[dim] = 9
+        gather_shape[0] = min(gather_shape[0], 4) if dim != 0 else gather_shape[0]
+        gather_index = torch.randint(0, source.shape[dim], gather_shape, generator=generator)
+        _same(torch.gather, source, dim, gather_index)
+    out = torch.full((6, 4, 5), 7, dtype=dtype)
+    index = torch.tensor([36, 0, 36, 2], dtype=torch.int32)
+    torch.index_select(x, 1, index, out=out)
+    assert torch.equal(out, x[:, [36, 0, 36, 2]])
+    assert library["served"]["index_select"] == 3 and library["served"]["gather"] == 3
+    assert library["served"]["index_select.out"] == 1
+
+
+@pytest.mark.parametrize("dtype", MOVED)
+def test_scatter_every_dtype(library, generator, dtype):
+    x = random((11, 7), dtype, generator)
+    src = random((4, 9), dtype, generator)
+    index = torch.stack([torch.randperm(11, generator=generator)[:4] for _ in range(5)], 1)  # no duplicates per column
+    _same(lambda a, s: a.scatter(0, index, s), x, src)
+    _same(lambda a, s: a.scatter(0, index, s), noncontiguous(x), noncontiguous(src))
+    _same(lambda a: a.scatter(0, index, 1), x)
+    target = x.clone()
+    target.scatter_(0, index, src)
+    with bypassed():
+        expected = x.clone().scatter_(0, index, src)
+    assert torch.equal(target, expected)
+    assert library["served"]["scatter.src"] == 2 and library["served"]["scatter.value"] == 1
+    assert library["served"]["scatter_.src"] == 1
+
+
+@pytest.mark.filterwarnings("ignore:The reduce argument")
+@pytest.mark.parametrize("dtype", (*FLOATS, torch.int64, torch.uint8))
+def test_scatter_add_reduce_and_index_add(library, generator, dtype):
+    """Duplicate indices accumulate in ATen's order: exact even for 16-bit floats."""
+    x = random((13, 6), dtype, generator, 0.5, 2.0)
+    src = random((40, 5), dtype, generator, 0.5, 2.0)
+    index = torch.randint(0, 13, (40, 5), generator=generator)
+    _same(lambda a, s: a.scatter_add(0, index, s), x, noncontiguous(src))
+    _same(lambda a, s: a.scatter(0, index[:7], s, reduce="multiply"), x, src)
+    _same(lambda a, s: a.scatter(1, index[:13, :3] % 6, s, reduce="add"), noncontiguous(x), src)
+    rows = torch.randint(0, 13, (40,), generator=generator)
+    alpha = 0.75 if dtype.is_floating_point else 2
+    for self_, dim, index_, source in [(x[:, :5], 0, rows, src), (x.t(), 1, rows[:5], noncontiguous(src[:6])),
+                                       (x[:, 0], 0, rows, src[:, 1])]:
+        got = self_.index_add(dim, index_, source, alpha=alpha)
+        with bypassed():  # 16-bit floats: summed in float32 and rounded once, as ATen does for 2-d and alpha 1
+            wide = dtype in (torch.float16, torch.bfloat16)
+            want = self_.float().index_add(dim, index_, source.float(), alpha=alpha).to(dtype) if wide else \
+                self_.index_add(dim, index_, source, alpha=alpha)
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)  # float32 alpha: ATen may fuse the multiply-add
+    target = x.clone()
+    target.scatter_add_(0, index[:, :4], src[:, :4])
+    with bypassed():
+        expected = x.clone().scatter_add_(0, index[:, :4], src[:, :4])
+    assert torch.equal(target, expected)
+    for overload in ("scatter_add", "scatter.reduce", "index_add", "scatter_add_"):
+        assert library["served"][overload] >= 1, overload
+
+
+def test_indexing_errors_stay_atens(library, generator):
+    x = random((5, 4), torch.float32, generator)
+    for fn in (lambda: torch.gather(x, 0, torch.tensor([[5]])), lambda: torch.index_select(x, 1, torch.tensor([4])),
+               lambda: x.scatter(0, torch.tensor([[-1]]), 1.0), lambda: x.index_add(0, torch.tensor([7]), x[:1])):
+        with pytest.raises((IndexError, RuntimeError)):
+            fn()
+    assert not library["served"]

@@ -13,6 +13,8 @@ set) moves raw bits: every dtype of one element size shares one compiled kernel.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -201,7 +203,162 @@ def embedding_dense_backward(bound: dict, out: torch.Tensor | None, inplace: boo
     return target
 
 
+# --- index_select, gather, scatter, index_add --------------------------------------------------------------
+
+def at_least_1d(t: torch.Tensor) -> torch.Tensor:
+    """0-dim tensors as 1-element views: ATen's gather/scatter treat them as 1-d."""
+    return t.view(1) if t.dim() == 0 else t
+
+
+def normalized(dim: int, rank: int) -> int:
+    if not -max(rank, 1) <= dim < max(rank, 1):
+        raise Decline("dim out of range: ATen's error")
+    return dim % max(rank, 1)
+
+
+def index_select(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    x, index = plain(bound["self"]), plain(bound["index"], frozenset(INDEX_DTYPES))
+    dim = normalized(bound["dim"], x.dim())
+    if index.dim() > 1:
+        raise Decline("index must be 1-d: ATen's error")
+    shape = list(x.shape)
+    if x.dim():
+        shape[dim] = index.numel()
+    elif index.numel() != 1:
+        raise Decline("a 0-dim self takes one index")
+    check_range(index, x.shape[dim] if x.dim() else 1)
+    target = result(out, shape, x.dtype, x, index)
+    source, written, flat = at_least_1d(x), at_least_1d(target), at_least_1d(index)
+    lines("gather", written, source, flat, list(written.shape), dim, strides_without(written, dim),
+          strides_without(source, dim), ([0] * (source.dim() - 1), flat.stride(0)))
+    return target
+
+
+def _shapes_fit(index: torch.Tensor, x: torch.Tensor, dim: int, src: torch.Tensor | None = None) -> None:
+    """ATen's gather/scatter shape rule: same rank; index no larger than self (but in dim) and than src (in every dim)."""
+    if index.dim() != x.dim() or (src is not None and src.dim() != x.dim()):
+        raise Decline("ranks differ: ATen's error")
+    for d, size in enumerate(index.shape):
+        if (d != dim and size > x.shape[d]) or (src is not None and size > src.shape[d]):
+            raise Decline("index larger than self or src: ATen's error")
+
+
+def gather(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    x, index = plain(bound["self"]), plain(bound["index"], frozenset(INDEX_DTYPES))
+    dim = normalized(bound["dim"], x.dim())
+    source, flat = at_least_1d(x), at_least_1d(index)
+    _shapes_fit(flat, source, dim)
+    check_range(index, source.shape[dim])
+    target = result(out, list(index.shape), x.dtype, x, index)
+    written = at_least_1d(target)
+    lines("gather", written, source, flat, list(flat.shape), dim, strides_without(written, dim),
+          strides_without(source, dim), strides_without(flat, dim))
+    return target
+
+
+def _scatter_target(x: torch.Tensor, out: torch.Tensor | None, inplace: bool, *inputs: torch.Tensor) -> torch.Tensor:
+    """Where a scatter writes: self (in place), the caller's out= holding a copy of self, or a new copy."""
+    if inplace:
+        if has_internal_overlap(x) or any(_overlaps(x, t) for t in inputs):
+            raise Decline("in-place target overlaps: ATen's error")
+        return x
+    if out is None:
+        return x.clone()
+    target = result(out, list(x.shape), x.dtype, *inputs)
+    if not (target.data_ptr() == x.data_ptr() and target.stride() == x.stride()):
+        if _overlaps(target, x):
+            raise Decline("out= partially overlaps self")
+        target.copy_(x)
+    return target
+
+
+def scalar_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
+    """A Scalar argument as a 0-dim tensor of `dtype`, where the conversion is exact or a plain rounding."""
+    value = value.item() if isinstance(value, torch.Tensor) else value
+    if isinstance(value, complex) or (isinstance(value, float) and not dtype.is_floating_point and (
+            value != value or abs(value) == float("inf") or not torch.iinfo(dtype).min <= value <= torch.iinfo(dtype).max)):
+        raise Decline("a Scalar ATen converts (or refuses) itself")
+    if dtype.is_floating_point and abs(value) != float("inf") and abs(value) > torch.finfo(dtype).max:
+        raise Decline("Scalar overflows the dtype: ATen's error")
+    return torch.tensor(value, dtype=dtype)
+
+
+@contextmanager
+def widened(target: torch.Tensor, mode: str) -> Iterator[torch.Tensor]:
+    """Where a 16-bit float target accumulates: a float32 copy, rounded back once at the end (what ATen's
+    scatter_add, scatter reduce and index_add do on CPU); the target itself for every other case."""
+    if mode == "set" or target.dtype not in (torch.float16, torch.bfloat16):
+        yield target
+        return
+    work = target.float()
+    yield work
+    target.copy_(work)
+
+
+SCATTER_REDUCE = {None: "set", "add": "add", "multiply": "multiply"}
+
+
+def scatter(bound: dict, out: torch.Tensor | None, inplace: bool, mode: str | None = None) -> torch.Tensor:
+    """scatter (src or value, reduce add/multiply) and scatter_add, functional, out= and in place."""
+    x, index = plain(bound["self"]), plain(bound["index"], frozenset(INDEX_DTYPES))
+    mode = mode or SCATTER_REDUCE.get(bound.get("reduce"), "")
+    if not mode or (mode != "set" and x.dtype not in NUMBERS):
+        raise Decline("reduce or dtype")
+    dim = normalized(bound["dim"], x.dim())
+    src = bound.get("src")
+    if src is None:
+        src = scalar_tensor(bound["value"], x.dtype).expand(index.shape)
+    elif plain(src).dtype != x.dtype:
+        raise Decline("src dtype differs: ATen's error")
+    flat, values = at_least_1d(index), at_least_1d(src)
+    _shapes_fit(flat, at_least_1d(x), dim, values)
+    check_range(index, at_least_1d(x).shape[dim])
+    target = _scatter_target(x, out, inplace, index, src)
+    with widened(target, mode) as written:
+        lines(mode, at_least_1d(written), values, flat, list(flat.shape), dim, strides_without(values, dim),
+              strides_without(at_least_1d(written), dim), strides_without(flat, dim))
+    return target
+
+
+def scatter_add(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    return scatter(bound, out, inplace, "add")
+
+
+def index_add(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    """self[..., index[i], ...] += alpha * source[..., i, ...], i in order."""
+    x, index, source = plain(bound["self"], NUMBERS), plain(bound["index"], frozenset(INDEX_DTYPES)), plain(bound["source"])
+    alpha = bound.get("alpha", 1)
+    alpha = alpha.item() if isinstance(alpha, torch.Tensor) else alpha
+    if source.dtype != x.dtype or index.dim() > 1 or (not x.dtype.is_floating_point and alpha != int(alpha)):
+        raise Decline("dtypes, index rank or alpha: ATen's")
+    dim = normalized(bound["dim"], x.dim())
+    written_shape, values = list(at_least_1d(x).shape), at_least_1d(source)
+    if values.dim() != len(written_shape) or values.shape[dim] != index.numel() \
+            or any(values.shape[d] != s for d, s in enumerate(written_shape) if d != dim):
+        raise Decline("shapes: ATen's error")
+    check_range(index, written_shape[dim])
+    target = _scatter_target(x, out, inplace, index, source)
+    flat = at_least_1d(index)
+    with widened(target, "add") as written:
+        lines("add", at_least_1d(written), values, flat, list(values.shape), dim, strides_without(values, dim),
+              strides_without(at_least_1d(written), dim), ([0] * (values.dim() - 1), flat.stride(0)), alpha=alpha)
+    return target
+
+
 for _overload in ("embedding", "embedding.out"):
     register(_overload, wrap(_overload, embedding), ALL, CATEGORY)
 for _overload in ("embedding_dense_backward", "embedding_dense_backward.out"):
     register(_overload, wrap(_overload, embedding_dense_backward), FLOATS, CATEGORY)
+for _overload in ("index_select", "index_select.out"):
+    register(_overload, wrap(_overload, index_select), ALL, CATEGORY)
+for _overload in ("gather", "gather.out"):
+    register(_overload, wrap(_overload, gather), ALL, CATEGORY)
+for _overload in ("scatter.src scatter.value scatter.src_out scatter.value_out scatter_.src scatter_.value").split():
+    register(_overload, wrap(_overload, scatter), ALL, CATEGORY)
+for _overload in ("scatter.reduce scatter.value_reduce scatter.reduce_out scatter.value_reduce_out scatter_.reduce "
+                  "scatter_.value_reduce").split():
+    register(_overload, wrap(_overload, scatter), NUMBERS, CATEGORY)
+for _overload in ("scatter_add", "scatter_add.out", "scatter_add_"):
+    register(_overload, wrap(_overload, scatter_add), NUMBERS, CATEGORY)
+for _overload in ("index_add", "index_add.out", "index_add_"):
+    register(_overload, wrap(_overload, index_add), NUMBERS, CATEGORY)
