@@ -275,12 +275,14 @@ def _scatter_target(x: torch.Tensor, out: torch.Tensor | None, inplace: bool, *i
 def scalar_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
     """A Scalar argument as a 0-dim tensor of `dtype`, where the conversion is exact or a plain rounding."""
     value = value.item() if isinstance(value, torch.Tensor) else value
-    if isinstance(value, complex) or (isinstance(value, float) and not dtype.is_floating_point and (
-            value != value or abs(value) == float("inf") or not torch.iinfo(dtype).min <= value <= torch.iinfo(dtype).max)):
+    finite = not isinstance(value, float) or (value == value and abs(value) != float("inf"))
+    if isinstance(value, complex) or (not finite and not dtype.is_floating_point and dtype != torch.bool) \
+            or (finite and dtype.is_floating_point and abs(value) > torch.finfo(dtype).max):
         raise Decline("a Scalar ATen converts (or refuses) itself")
-    if dtype.is_floating_point and abs(value) != float("inf") and abs(value) > torch.finfo(dtype).max:
-        raise Decline("Scalar overflows the dtype: ATen's error")
-    return torch.tensor(value, dtype=dtype)
+    try:
+        return torch.tensor(value, dtype=dtype)
+    except (RuntimeError, OverflowError):
+        raise Decline("a Scalar that overflows the dtype: ATen's error") from None
 
 
 @contextmanager
