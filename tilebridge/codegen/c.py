@@ -285,7 +285,8 @@ class CRenderer:
 
     def streamed_loop(self, loop: n.For, store: n.MemWrite, depth: int) -> list[str]:
         """A contiguous store loop in two forms: 64-byte lines of streaming stores when the launch writes
-        many MiB this way (TB_STREAMING), else the plain vectorized loop.
+        many MiB this way (TB_STREAMING) into memory already mapped in (tb_stream_resident: not a fresh
+        allocation), else the plain vectorized loop.
 
         The streamed form runs element by element until the destination is 64-byte aligned, then one
         line at a time (the line computed into an aligned local by a vectorized loop, then streamed),
@@ -300,8 +301,9 @@ class CRenderer:
         inner = pad + "        "
         return ([f"{pad}{{",
                  f"{pad}    {vt} tb_start = {self.expr(loop.start)}, tb_stop = {self.expr(loop.stop)};",
-                 f"{pad}    if (TB_STREAMING((int64_t)tb_stop - tb_start, {STREAMABLE[store.value.dtype]})) {{",
-                 f"{pad}        {vt} {v.name} = tb_start;",
+                 f"{pad}    {vt} {v.name} = tb_start;",
+                 f"{pad}    if (TB_STREAMING((int64_t)tb_stop - tb_start, {STREAMABLE[store.value.dtype]}) "
+                 f"&& tb_stream_resident({pointer})) {{",
                  f"{pad}        for (; {v.name} < tb_stop && ((uintptr_t)({pointer}) & 63); {v.name}++) {{"]
                 + self.block(loop.body, depth + 3)
                 + [f"{inner}}}",
@@ -429,6 +431,7 @@ def render_kernel(kernel: n.Kernel) -> str:
         "        else if (first < last) {",
         "            int32_t x = (int32_t)(first % gx), y = (int32_t)((first / gx) % gy);",
         "            int32_t z = (int32_t)(first / ((int64_t)gx * gy));",
+        "            tb_stream_state = -1;",
         "            for (int64_t p = first; p < last; p++) {",
         f"                {kernel.name}_program({args});",
         f"                tb_arena_check(arena, {arena});",

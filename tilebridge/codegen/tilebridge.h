@@ -15,6 +15,7 @@
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
+#include <sys/mman.h>
 
 #define TB_SIMD __attribute__((simd("notinbranch")))
 #define TB_MATH_F(name) float name##f(float) TB_SIMD; double name(double) TB_SIMD;
@@ -235,13 +236,30 @@ static inline char* tb_arena(size_t bytes) {
 /* ---- streaming stores: a contiguous output of many MiB (over every program of a launch) is written
  * with non-temporal stores, one 64-byte line at a time, which skips the read-for-ownership of each
  * destination line (a third of the traffic of a copy) and keeps the caches for the inputs. Smaller
- * outputs use ordinary stores: a consumer may still find them in cache. The launcher fences once per
+ * outputs use ordinary stores: a consumer may still find them in cache; so do runs under 8 KiB per
+ * loop (a softmax over 128 columns), which measured slower streamed. The launcher fences once per
  * thread, so the lines are visible before the launch returns. ---- */
 #ifndef TB_STREAM_MIN_BYTES
 #define TB_STREAM_MIN_BYTES ((int64_t)16 << 20)
 #endif
-#define TB_STREAMING(count, size) \
-    ((count) > 0 && (int64_t)(count) * (size) * tb_num_x * tb_num_y * tb_num_z >= TB_STREAM_MIN_BYTES)
+#ifndef TB_STREAM_MIN_RUN
+#define TB_STREAM_MIN_RUN 8192  /* bytes per loop: shorter runs of streaming stores measured slower */
+#endif
+#define TB_STREAMING(count, size) ((int64_t)(count) * (size) >= TB_STREAM_MIN_RUN \
+    && (int64_t)(count) * (size) * tb_num_x * tb_num_y * tb_num_z >= TB_STREAM_MIN_BYTES)
+/* Streaming pays only where the destination lines are not in any cache. A destination the kernel
+ * (OS) has not mapped in yet, a fresh allocation, is zeroed into the caches by the page fault of
+ * the first store, and streaming over it costs a second write of every line; so each thread asks
+ * once per launch whether the page after its first destination is resident (mincore). */
+static __thread int tb_stream_state = -1;  /* per thread and launch: -1 not asked yet, 0 no, 1 yes */
+static inline int tb_stream_resident(const void* dst) {
+    if (tb_stream_state < 0) {
+        unsigned char resident = 0;
+        uintptr_t page = ((uintptr_t)dst & ~(uintptr_t)4095) + 4096;
+        tb_stream_state = mincore((void*)page, 4096, &resident) == 0 && (resident & 1);
+    }
+    return tb_stream_state;
+}
 static inline void tb_stream_line(void* dst, const void* src) {
 #ifdef __AVX512F__
     _mm512_stream_si512((__m512i*)dst, _mm512_load_si512(src));
