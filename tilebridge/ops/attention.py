@@ -105,15 +105,38 @@ def attention_forward_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, lse_ptr, H,
     tl.store(lse_ptr + b * l_b + h * l_h + rows.to(tl.int64) * l_s, lse, mask=row_in)
 
 
+@triton.jit
+def _scores_transposed(k, q_t, mask_ptr, b, h, rows, cols, row_in, col_in, m_b, m_h, m_s, m_e, scale,
+                       CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr):
+    """`_scores` transposed, (keys, queries), from a transposed q tile: dot operands stay as loaded."""
+    scores = _product(k, q_t) * (scale * 1.4426950408889634)
+    if HAS_MASK:
+        offsets = b * m_b + h * m_h + cols.to(tl.int64)[:, None] * m_e + rows.to(tl.int64)[None, :] * m_s
+        bias = tl.load(mask_ptr + offsets, mask=col_in[:, None] & row_in[None, :], other=0.0).to(tl.float32)
+        scores += bias * 1.4426950408889634
+    visible = col_in[:, None]
+    if CAUSAL:
+        visible = visible & (cols[:, None] <= rows[None, :])
+    return tl.where(visible, scores, -float("inf"))
+
+
+@triton.jit
+def _tile_transposed(ptr, b, h, rows, dims, row_in, dim_in, s_b, s_h, s_s, s_e):
+    offsets = b * s_b + h * s_h + dims.to(tl.int64)[:, None] * s_e + rows.to(tl.int64)[None, :] * s_s
+    return ptr + offsets, dim_in[:, None] & row_in[None, :]
+
+
 @_jit
-def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr, lse_ptr, dk_ptr, dv_ptr, H, L, S, E, scale,
-                                 q_b, q_h, q_s, q_e, k_b, k_h, k_s, k_e, v_b, v_h, v_s, v_e, m_b, m_h, m_s, m_e,
-                                 o_b, o_h, o_s, o_e, do_b, do_h, do_s, do_e, l_b, l_h, l_s, dk_b, dk_h, dk_s, dk_e,
+def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, H, L, S, E,
+                                 scale, q_b, q_h, q_s, q_e, k_b, k_h, k_s, k_e, v_b, v_h, v_s, v_e, m_b, m_h, m_s, m_e,
+                                 do_b, do_h, do_s, do_e, l_b, l_h, l_s, dk_b, dk_h, dk_s, dk_e,
                                  CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr,
                                  BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """dK and dV of one block of keys: the queries that see it stream past, P recomputed from the saved log-sum-exp.
 
-    dV = P^T dO, dK = scale * dS^T Q with dS = P * (dO V^T - rowsum(dO * O)). dK and dV share one layout.
+    dV = P^T dO, dK = scale * dS^T Q with dS = P * (dO V^T - delta), delta = rowsum(dO * O) from the dQ kernel.
+    Everything is computed transposed, (keys, queries), so no computed tile is transposed for a dot:
+    q and dO are loaded both ways instead. dK and dV share one layout.
     """
     block = tl.program_id(0)
     b = (tl.program_id(1) // H).to(tl.int64)
@@ -133,18 +156,21 @@ def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_pt
         row_in = rows < L
         q_at, q_inside = _tile(q_ptr, b, h, rows, dims, row_in, dim_in, q_b, q_h, q_s, q_e)
         q = tl.load(q_at, mask=q_inside, other=0.0)
+        qt_at, qt_inside = _tile_transposed(q_ptr, b, h, rows, dims, row_in, dim_in, q_b, q_h, q_s, q_e)
+        q_t = tl.load(qt_at, mask=qt_inside, other=0.0)
         g_at, g_inside = _tile(grad_ptr, b, h, rows, dims, row_in, dim_in, do_b, do_h, do_s, do_e)
         grad = tl.load(g_at, mask=g_inside, other=0.0)
-        o_at, o_inside = _tile(out_ptr, b, h, rows, dims, row_in, dim_in, o_b, o_h, o_s, o_e)
-        out = tl.load(o_at, mask=o_inside, other=0.0)
-        delta = tl.sum(grad.to(tl.float32) * out.to(tl.float32), 1)
+        gt_at, gt_inside = _tile_transposed(grad_ptr, b, h, rows, dims, row_in, dim_in, do_b, do_h, do_s, do_e)
+        grad_t = tl.load(gt_at, mask=gt_inside, other=0.0)
+        row_stats = b * H * L + h * L + rows.to(tl.int64)
+        delta = tl.load(delta_ptr + row_stats, mask=row_in, other=0.0)
         lse = tl.load(lse_ptr + b * l_b + h * l_h + rows.to(tl.int64) * l_s, mask=row_in, other=0.0)
-        scores = _scores(q, k, mask_ptr, b, h, rows, cols, row_in, col_in, m_b, m_h, m_s, m_e, scale, CAUSAL, HAS_MASK)
-        p = tl.where(row_in[:, None], tl.exp2(scores - (lse * 1.4426950408889634)[:, None]), 0.0)
-        dv += _product(tl.trans(p.to(grad.dtype)), grad)
-        dp = _product(grad, tl.trans(v))
-        ds = p * (dp - delta[:, None])
-        dk += _product(tl.trans(ds.to(q.dtype)), q)
+        scores = _scores_transposed(k, q_t, mask_ptr, b, h, rows, cols, row_in, col_in, m_b, m_h, m_s, m_e, scale, CAUSAL,
+                                    HAS_MASK)
+        p = tl.where(row_in[None, :], tl.exp2(scores - (lse * 1.4426950408889634)[None, :]), 0.0)
+        dv += _product(p.to(grad.dtype), grad)
+        ds = p * (_product(v, grad_t) - delta[None, :])
+        dk += _product(ds.to(q.dtype), q)
     at, inside = _tile(dk_ptr, b, h, cols, dims, col_in, dim_in, dk_b, dk_h, dk_s, dk_e)
     tl.store(at, (dk * scale).to(dk_ptr.dtype.element_ty), mask=inside)
     at, inside = _tile(dv_ptr, b, h, cols, dims, col_in, dim_in, dk_b, dk_h, dk_s, dk_e)
@@ -152,12 +178,16 @@ def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_pt
 
 
 @_jit
-def attention_backward_q_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr, lse_ptr, dq_ptr, H, L, S, E, scale,
+def attention_backward_q_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr, lse_ptr, delta_ptr, dq_ptr, H, L, S, E,
+                                scale,
                                 q_b, q_h, q_s, q_e, k_b, k_h, k_s, k_e, v_b, v_h, v_s, v_e, m_b, m_h, m_s, m_e,
                                 o_b, o_h, o_s, o_e, do_b, do_h, do_s, do_e, l_b, l_h, l_s, dq_b, dq_h, dq_s, dq_e,
                                 CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr,
                                 BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """dQ = scale * dS K of one block of queries, the keys streaming past as in the forward (no atomics needed)."""
+    """dQ = scale * dS K of one block of queries, the keys streaming past as in the forward (no atomics needed).
+
+    It also writes delta = rowsum(dO * O) (fp32, contiguous (B, H, L)) for the dK/dV kernel, which runs after it.
+    """
     block = tl.program_id(0)
     b = (tl.program_id(1) // H).to(tl.int64)
     h = (tl.program_id(1) % H).to(tl.int64)
@@ -170,6 +200,7 @@ def attention_backward_q_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr
     grad = tl.load(at, mask=inside, other=0.0)
     at, inside = _tile(out_ptr, b, h, rows, dims, row_in, dim_in, o_b, o_h, o_s, o_e)
     delta = tl.sum(grad.to(tl.float32) * tl.load(at, mask=inside, other=0.0).to(tl.float32), 1)
+    tl.store(delta_ptr + b * H * L + h * L + rows.to(tl.int64), delta, mask=row_in)
     lse = tl.load(lse_ptr + b * l_b + h * l_h + rows.to(tl.int64) * l_s, mask=row_in, other=0.0) * 1.4426950408889634
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     stop = tl.minimum((block + 1) * BLOCK_M, S) if CAUSAL else S
@@ -272,10 +303,12 @@ def flash_attention_backward(grad: torch.Tensor, q: torch.Tensor, k: torch.Tenso
               *lse.stride())
     options = dict(CAUSAL=bool(causal), HAS_MASK=mask is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d)
     mask_arg = mask_view if mask_view is not None else q
-    attention_backward_kv_kernel[(triton.cdiv(S, block_n), B * H)](q, k, v, mask_arg, out, grad, lse, dk, dv, *common,
-                                                                  *dk.stride(), **options)
-    attention_backward_q_kernel[(triton.cdiv(L, block_m), B * H)](q, k, v, mask_arg, out, grad, lse, dq, *common,
+    delta = torch.empty((B, H, L), dtype=torch.float32)
+    attention_backward_q_kernel[(triton.cdiv(L, block_m), B * H)](q, k, v, mask_arg, out, grad, lse, delta, dq, *common,
                                                                  *dq.stride(), **options)
+    kv_strides = (*q.stride(), *k.stride(), *v.stride(), *mask_strides, *grad.stride(), *lse.stride(), *dk.stride())
+    attention_backward_kv_kernel[(triton.cdiv(S, block_n), B * H)](q, k, v, mask_arg, grad, lse, delta, dk, dv, H, L, S, E,
+                                                                  scale, *kv_strides, **options)
     return dq, dk, dv
 
 

