@@ -131,3 +131,36 @@ def test_indexing_errors_stay_atens(library, generator):
         with pytest.raises((IndexError, RuntimeError)):
             fn()
     assert not library["served"]
+
+
+def _setitem(t, key, value):
+    t[key] = value
+    return t
+
+
+@pytest.mark.parametrize("dtype", MOVED)
+def test_advanced_indexing_get_and_put(library, generator, dtype):
+    x = random((6, 7, 5), dtype, generator)
+    rows, last = torch.randint(-6, 6, (4, 3), generator=generator), torch.randint(0, 5, (3,), generator=generator)
+    mask = random((6, 7), torch.bool, generator)
+    values = random((4, 3, 7), dtype, generator)
+    _same(lambda t: t[rows], x)
+    _same(lambda t: t[rows, :, last], noncontiguous(x))  # indexed dims apart: the batch goes first
+    _same(lambda t: t[:, last[:2], last[:1]], x.transpose(0, 2))
+    _same(lambda t: t[mask], x)
+    _same(lambda t: _setitem(t.clone(), (rows, slice(None), last), values), x)
+    _same(lambda t: _setitem(t.clone(), mask, values[0, 0, 0]), noncontiguous(x))
+    _same(lambda t: t.index_put((rows,), values[0, 0, :5]), x)
+    assert library["served"]["index.Tensor"] == 4 and library["served"]["index_put_"] == 2
+    assert library["served"]["index_put"] == 1
+
+
+@pytest.mark.parametrize("dtype", (*FLOATS, torch.int64, torch.uint8))
+def test_index_put_accumulate_with_duplicates(library, generator, dtype):
+    """Repeated positions sum in order, rounded each step as ATen's serial CPU kernel does (exact for 16-bit too)."""
+    x = random((7, 6, 5), dtype, generator).transpose(0, 1)
+    rows = torch.randint(0, 6, (50,), generator=generator)
+    values = random((50, 7, 5), dtype, generator)
+    _same(lambda t: t.clone().index_put_((rows,), values, accumulate=True), x)
+    _same(lambda t: t.index_put((rows[:9], rows[:9]), values[:9, 0], accumulate=True), x.contiguous())
+    assert library["served"]["index_put_"] + library["served"]["index_put"] >= 2

@@ -65,6 +65,20 @@ def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f
             tl.store(out_ptr + indexed, new.to(out_ptr.dtype.element_ty), mask=inside)
 
 
+@triton.jit(do_not_specialize=["P", "K"])
+def offsets_kernel(out_ptr, index_ptr, table_ptr, P, K, BLOCK: tl.constexpr):
+    """out[p] = sum over k of index[k, p] * stride[k], a negative index counted from the end of its dim."""
+    ps = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = ps < P
+    total = tl.zeros([BLOCK], tl.int64)
+    for k in range(K):
+        size = tl.load(table_ptr + 2 * k)
+        stride = tl.load(table_ptr + 2 * k + 1)
+        index = tl.load(index_ptr + k * P + ps, mask=inside, other=0).to(tl.int64)
+        total += tl.where(index < 0, index + size, index) * stride
+    tl.store(out_ptr + ps, total, mask=inside)
+
+
 # --- host side ------------------------------------------------------------------------------------------------
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -347,6 +361,94 @@ def index_add(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Ten
     return target
 
 
+# --- advanced indexing: index.Tensor, index_put -------------------------------------------------------------
+
+class Advanced:
+    """x[indices] as ATen reads it: masks become their nonzero positions, index tensors broadcast to one shape
+    B; the result is B in place of adjacent indexed dims, else B first, then the other (`rest`) dims.
+    `offsets` holds each position's element offset in x."""
+
+    def __init__(self, x: torch.Tensor, indices: list[torch.Tensor | None]):
+        if len(indices) > x.dim():
+            raise Decline("too many indices: ATen's error")
+        full: list[torch.Tensor | None] = []
+        for t in indices:
+            if t is None:
+                full.append(None)
+            elif plain(t, frozenset({torch.bool, torch.uint8, *INDEX_DTYPES})).dtype in (torch.bool, torch.uint8):
+                d = len(full)
+                if t.dim() == 0 or list(t.shape) != list(x.shape[d:d + t.dim()]):
+                    raise Decline("mask shape: ATen's error or its 0-dim mask rule")
+                full.extend(torch.nonzero(t).unbind(1))
+            else:
+                full.append(t)
+        full += [None] * (x.dim() - len(full))
+        self.dims = [d for d, t in enumerate(full) if t is not None]
+        if not self.dims:
+            raise Decline("no index tensor")
+        tensors = [full[d] for d in self.dims]
+        try:
+            self.batch = list(torch.broadcast_shapes(*(t.shape for t in tensors)))
+        except RuntimeError:
+            raise Decline("index shapes do not broadcast: ATen's error") from None
+        for d, t in zip(self.dims, tensors):
+            check_range(t, x.shape[d], negative=True)
+        self.rest = [d for d in range(x.dim()) if d not in self.dims]
+        self.adjacent = self.dims == list(range(self.dims[0], self.dims[-1] + 1))
+        before = self.dims[0] if self.adjacent else 0
+        self.shape = [x.shape[d] for d in self.rest[:before]] + self.batch + [x.shape[d] for d in self.rest[before:]]
+        self.batch_dims = list(range(before, before + len(self.batch)))
+        self.positions = 1
+        for size in self.batch:
+            self.positions *= size
+        self.offsets = torch.empty(self.positions, dtype=torch.int64)
+        if self.positions:
+            stacked = torch.stack([t.expand(self.batch).reshape(-1).to(torch.int64) for t in tensors])
+            table = torch.tensor([[x.shape[d], x.stride(d)] for d in self.dims], dtype=torch.int64)
+            offsets_kernel[(triton.cdiv(self.positions, 1024),)](self.offsets, stacked, table, self.positions, len(tensors),
+                                                                 BLOCK=1024)
+
+    def batch_first(self, t: torch.Tensor, view: bool = False) -> torch.Tensor:
+        """A result-shaped tensor as (positions, *rest), B's dims merged: a view (or Decline), else maybe a copy."""
+        order = self.batch_dims + [d for d in range(t.dim()) if d not in self.batch_dims]
+        shape = [self.positions, *[t.shape[d] for d in order[len(self.batch_dims):]]]
+        try:
+            return t.permute(order).view(shape) if view else t.permute(order).reshape(shape)
+        except RuntimeError:
+            raise Decline("a result whose indexed dims do not merge") from None
+
+    def run(self, mode: str, out: torch.Tensor, source: torch.Tensor, moved: torch.Tensor, x: torch.Tensor) -> None:
+        """Gather x into `moved` (mode gather) or put `moved` into x (set, add); `moved` is (positions, *rest)."""
+        rest_strides = [x.stride(d) for d in self.rest]
+        lines(mode, out, source, self.offsets, [self.positions, *moved.shape[1:]], 0, (list(moved.stride()[1:]), moved.stride(0)),
+              (rest_strides, 1), ([0] * len(self.rest), 1))
+
+
+def index(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    x = plain(bound["self"])
+    advanced = Advanced(x, list(bound["indices"]))
+    target = result(out, advanced.shape, x.dtype, x)
+    moved = advanced.batch_first(target, view=True)
+    advanced.run("gather", moved, x, moved, x)
+    return target
+
+
+def index_put(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    """self[indices] = values (or += with accumulate), functional, out= or in place; positions in order."""
+    x, values = plain(bound["self"]), plain(bound["values"])
+    accumulate = bool(bound.get("accumulate", False))
+    if values.dtype != x.dtype or (accumulate and x.dtype not in NUMBERS):
+        raise Decline("dtypes: ATen's error, or a bool sum")
+    target = _scatter_target(x, out, inplace, values, *(t for t in bound["indices"] if t is not None))
+    advanced = Advanced(target, list(bound["indices"]))  # offsets in the target's strides
+    try:
+        moved = advanced.batch_first(values.expand(advanced.shape))
+    except RuntimeError:
+        raise Decline("values do not broadcast: ATen's error") from None
+    advanced.run("add" if accumulate else "set", target, moved, moved, target)
+    return target
+
+
 for _overload in ("embedding", "embedding.out"):
     register(_overload, wrap(_overload, embedding), ALL, CATEGORY)
 for _overload in ("embedding_dense_backward", "embedding_dense_backward.out"):
@@ -364,3 +466,7 @@ for _overload in ("scatter_add", "scatter_add.out", "scatter_add_"):
     register(_overload, wrap(_overload, scatter_add), NUMBERS, CATEGORY)
 for _overload in ("index_add", "index_add.out", "index_add_"):
     register(_overload, wrap(_overload, index_add), NUMBERS, CATEGORY)
+for _overload in ("index.Tensor", "index.Tensor_out"):
+    register(_overload, wrap(_overload, index), ALL, CATEGORY)
+for _overload in ("index_put", "index_put_", "index_put.out", "_index_put_impl_"):
+    register(_overload, wrap(_overload, index_put), ALL, CATEGORY)
