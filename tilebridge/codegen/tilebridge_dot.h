@@ -12,11 +12,12 @@ typedef float tb_v16f __attribute__((vector_size(64), aligned(4)));
 #define TB_ST(p, v) (*(tb_v16f*)(p) = (v))
 /* One row of the MR x 32 block: two vector accumulators, named so they stay in registers. */
 #define TB_ROW_DECL(i) tb_v16f c##i##0 = TB_LD(&C[(m0 + i) * N + n0]), c##i##1 = TB_LD(&C[(m0 + i) * N + n0 + 16]);
+#define TB_ROW_ZERO(i) tb_v16f c##i##0 = {0}, c##i##1 = {0};
 #define TB_ROW_FMA(i) { float a = A[(m0 + i) * K + k]; c##i##0 += a * b0; c##i##1 += a * b1; }
 #define TB_ROW_STORE(i) TB_ST(&C[(m0 + i) * N + n0], c##i##0); TB_ST(&C[(m0 + i) * N + n0 + 16], c##i##1);
-#define TB_DOT_BLOCK(MR, ROWS) \
+#define TB_DOT_BLOCK(MR, ROWS, INIT) \
     for (int m0 = 0; m0 < M; m0 += MR) for (int n0 = 0; n0 < N; n0 += 32) { \
-        ROWS(TB_ROW_DECL) \
+        ROWS(INIT) \
         _Pragma("GCC unroll 2") for (int k = 0; k < K; k++) { \
             tb_v16f b0 = TB_LD(&B[k * N + n0]), b1 = TB_LD(&B[k * N + n0 + 16]); \
             ROWS(TB_ROW_FMA) \
@@ -28,14 +29,23 @@ typedef float tb_v16f __attribute__((vector_size(64), aligned(4)));
 #define TB_ROWS1(X) X(0)
 static __attribute__((noinline)) void tb_dot_f32(int M, int N, int K, const float* restrict A,
                                                              const float* restrict B, float* restrict C) {
-    if (N % 32 == 0 && M % 8 == 0) { TB_DOT_BLOCK(8, TB_ROWS8) return; }
-    if (N % 32 == 0 && M % 4 == 0) { TB_DOT_BLOCK(4, TB_ROWS4) return; }
-    if (N % 32 == 0) { TB_DOT_BLOCK(1, TB_ROWS1) return; }
+    if (N % 32 == 0 && M % 8 == 0) { TB_DOT_BLOCK(8, TB_ROWS8, TB_ROW_DECL) return; }
+    if (N % 32 == 0 && M % 4 == 0) { TB_DOT_BLOCK(4, TB_ROWS4, TB_ROW_DECL) return; }
+    if (N % 32 == 0) { TB_DOT_BLOCK(1, TB_ROWS1, TB_ROW_DECL) return; }
     for (int m = 0; m < M; m++) for (int k = 0; k < K; k++) {
         float a = A[m * K + k];
         #pragma omp simd
         for (int n = 0; n < N; n++) C[m * N + n] += a * B[k * N + n];
     }
+}
+/* C = A @ B, for a product whose accumulator starts at zero (`tt.dot(a, b, 0)`, attention's scores):
+ * the accumulators start in registers, with no pass that zeroes C first. */
+static __attribute__((noinline)) void tb_dot_f32_set(int M, int N, int K, const float* restrict A,
+                                                                 const float* restrict B, float* restrict C) {
+    if (N % 32 == 0 && M % 8 == 0) { TB_DOT_BLOCK(8, TB_ROWS8, TB_ROW_ZERO) return; }
+    if (N % 32 == 0 && M % 4 == 0) { TB_DOT_BLOCK(4, TB_ROWS4, TB_ROW_ZERO) return; }
+    memset(C, 0, sizeof(float) * (size_t)M * N);
+    tb_dot_f32(M, N, K, A, B, C);
 }
 #define TB_DOT_GENERIC(NAME, T) \
 static inline void NAME(int M, int N, int K, const T* restrict A, const T* restrict B, T* restrict C) { \

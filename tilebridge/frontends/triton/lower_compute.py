@@ -250,16 +250,18 @@ class ComputeLowering:
         scratch = (self.new_buffer("bf16", K * N, "dot_pairs"),) if paired else ()
         in_place = c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1
         A, B = self.dot_operand(a, in_t, "dot_a", c, in_place), self.dot_operand(b, in_t, "dot_b", c, in_place)
+        zero = not in_place and kernel_for(acc_t, paired) == "tb_dot_f32" and is_zero(c)
         if in_place:
             # The accumulator has no other use (typically a loop-carried tile): accumulate in place.
             D = c.buffer
+        elif zero:  # the kernel starts its accumulators at zero: no pass that zeroes the result first
+            D = self.new_buffer(acc_t, ty.numel, "dot")
         else:
             D = self.new_buffer(acc_t, ty.numel, "dot")
             self.loop_nest(ty.shape, lambda idx: self.emit(
                 n.BufWrite(D, linear_index(idx, ty.shape), n.Cast(c.gen(idx), acc_t))))
 
-        kernel = "tb_dot_bf16" if paired else {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32",
-                                               "i64": "tb_dot_i64"}[acc_t]
+        kernel = kernel_for(acc_t, paired) + ("_set" if zero else "")
         for i in range(numel(batch)):
             self.emit(n.Intrinsic(kernel, (c0(M), c0(N), c0(K), buffer_from(A, i * M * K), buffer_from(B, i * K * N),
                                            buffer_from(D, i * M * N), *scratch)))
@@ -327,3 +329,15 @@ class ComputeLowering:
         tv = TVal(ty, None)
         self.read_buffer(tv, out)
         return tv
+
+
+def kernel_for(acc_t: str, paired: bool) -> str:
+    """The C tile-product function for an accumulator type (bf16 pairs have their own)."""
+    return "tb_dot_bf16" if paired else {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32",
+                                         "i64": "tb_dot_i64"}[acc_t]
+
+
+def is_zero(value: TVal) -> bool:
+    """Whether a tile is the constant zero (a splat of 0), as `tl.dot`'s default accumulator is."""
+    element = value.gen(tuple(c0() for _ in value.shape))
+    return isinstance(element, n.Const) and element.value == 0 and not value.loads
