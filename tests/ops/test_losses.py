@@ -61,6 +61,16 @@ def test_cross_entropy(library, generator, dtype):
     assert library["served"]["nll_loss_forward"] == 6 and library["served"]["nll_loss_backward"] == 6
 
 
+def test_cross_entropy_spatial(library, generator):
+    x = random((3, 5, 4, 7), torch.float32, generator).transpose(2, 3)  # nll_loss2d, strided
+    target = torch.randint(0, 5, (3, 7, 4), generator=generator)
+    target[0, 1, 2] = -100
+    weight = random((5,), torch.float32, generator, 0.2, 2.0)
+    for reduction in REDUCTIONS:
+        _check(lambda x, t, w: F.cross_entropy(x, t, weight=w, reduction=reduction), x, target, weight, dtype=torch.float32)
+    assert library["served"]["nll_loss2d_forward"] == 3 and library["served"]["nll_loss2d_backward"] == 3
+
+
 def test_nll_loss_one_dimensional_and_out_of_range(library, generator):
     x = random((9,), torch.float32, generator)
     for reduction in REDUCTIONS:

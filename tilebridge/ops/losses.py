@@ -1,5 +1,5 @@
-"""Loss functions and their backward ops: nll_loss (what cross_entropy reaches after log_softmax), mse_loss,
-binary_cross_entropy.
+"""Loss functions and their backward ops: nll_loss and nll_loss2d (what cross_entropy reaches after
+log_softmax, for (N, C) and (N, C, H, W) inputs), mse_loss, binary_cross_entropy.
 
 Elementwise losses run one kernel over the flattened operands: with `reduction="none"` it stores each
 loss, otherwise every program sums its chunk in fp32 into a partial and a one-program kernel adds the
@@ -92,10 +92,12 @@ def loss_gradient_kernel(x_ptr, y_ptr, g_ptr, w_ptr, out_ptr, n, scale, g_stride
     tl.store(out_ptr + index, grad.to(out_ptr.dtype.element_ty), mask=inside)
 
 
-@triton.jit(do_not_specialize=["N", "C", "sn", "sc", "ignore_index", "rows_per_program", "has_weight", "reduction"])
-def nll_forward_kernel(x_ptr, target_ptr, w_ptr, out_ptr, weight_sum_ptr, bad_ptr, N, C, sn, sc, ignore_index,
+@triton.jit(do_not_specialize=["N", "C", "S", "sn", "sc", "ss", "ignore_index", "rows_per_program", "has_weight",
+                               "reduction"])
+def nll_forward_kernel(x_ptr, target_ptr, w_ptr, out_ptr, weight_sum_ptr, bad_ptr, N, C, S, sn, sc, ss, ignore_index,
                        rows_per_program, has_weight, reduction, BLOCK: tl.constexpr):
-    """-w[t] x[i, t] per row i; REDUCTION 0 stores them, 1/2 (one program) store the mean or the sum and sum(w[t])."""
+    """-w[t] x[n, t, s] per row i = n * S + s of the (N, C, S) input; reduction 0 stores them, 1/2 (one program)
+    store the mean or the sum and sum(w[t])."""
     pid = tl.program_id(0)
     losses = tl.zeros([BLOCK], tl.float32)
     weights = tl.zeros([BLOCK], tl.float32)
@@ -109,7 +111,7 @@ def nll_forward_kernel(x_ptr, target_ptr, w_ptr, out_ptr, weight_sum_ptr, bad_pt
         bad_count += (counted & ~in_range).to(tl.int32)
         counted = counted & in_range
         column = tl.where(counted, target, 0)
-        x = tl.load(x_ptr + rows * sn + column * sc, mask=counted, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + (rows // S) * sn + (rows % S) * ss + column * sc, mask=counted, other=0.0).to(tl.float32)
         w = tl.where(counted, 1.0, 0.0)
         if has_weight:
             w = tl.load(w_ptr + column, mask=counted, other=0.0).to(tl.float32)
@@ -127,10 +129,11 @@ def nll_forward_kernel(x_ptr, target_ptr, w_ptr, out_ptr, weight_sum_ptr, bad_pt
         tl.store(weight_sum_ptr, weight_sum.to(weight_sum_ptr.dtype.element_ty))
 
 
-@triton.jit(do_not_specialize=["N", "C", "ignore_index", "grad_stride", "has_weight", "mean"])
-def nll_backward_kernel(grad_ptr, target_ptr, w_ptr, weight_sum_ptr, out_ptr, bad_ptr, N, C, ignore_index, grad_stride,
+@triton.jit(do_not_specialize=["N", "C", "S", "ignore_index", "grad_stride", "has_weight", "mean"])
+def nll_backward_kernel(grad_ptr, target_ptr, w_ptr, weight_sum_ptr, out_ptr, bad_ptr, N, C, S, ignore_index, grad_stride,
                         has_weight, mean, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    """Row block of the (contiguous) gradient: -w[t] g at column t, zero elsewhere (g / sum(w[t]) for the mean)."""
+    """Rows i = n * S + s of the contiguous (N, C, S) gradient: -w[t] g at class t, zero elsewhere (g / sum(w[t])
+    for the mean)."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
     inside = rows < N
     target = tl.load(target_ptr + rows, mask=inside, other=ignore_index)
@@ -149,7 +152,8 @@ def nll_backward_kernel(grad_ptr, target_ptr, w_ptr, weight_sum_ptr, out_ptr, ba
         cols = start + tl.arange(0, BLOCK_C)
         hit = cols[None, :] == column[:, None]
         grad = tl.where(hit & counted[:, None], value[:, None], 0.0)
-        tl.store(out_ptr + rows[:, None] * C + cols[None, :], grad.to(out_ptr.dtype.element_ty),
+        at = (rows // S)[:, None] * C * S + cols[None, :] * S + (rows % S)[:, None]
+        tl.store(out_ptr + at, grad.to(out_ptr.dtype.element_ty),
                  mask=inside[:, None] & (cols < C)[None, :])
 
 
@@ -254,12 +258,19 @@ def _loss_backward(overload: str, loss: str):
     return wrapper
 
 
-def _nll_rows(x: torch.Tensor, target: torch.Tensor) -> tuple[int, int, int, int]:
-    """(N, C, row stride, class stride) of a (N, C) or (C,) input, checking the target's shape."""
+def _nll_rows(x: torch.Tensor, target: torch.Tensor, spatial: bool) -> tuple[torch.Tensor, list[int], list[int]]:
+    """(input, [N, C, S], [stride n, stride c, stride s]) of a (N, C), (C,) or (nll_loss2d) (N, C, H, W) input,
+    checking the target's shape."""
+    if spatial:
+        if x.dim() != 4 or target.dim() != 3 or target.shape != (x.shape[0], *x.shape[2:]):
+            raise Decline("nll_loss2d input/target shapes: ATen's error")
+        if x.stride(2) != x.shape[3] * x.stride(3):
+            x = x.contiguous()
+        return x, [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]], [x.stride(0), x.stride(1), x.stride(3)]
     if x.dim() == 2 and target.dim() == 1 and target.shape[0] == x.shape[0]:
-        return x.shape[0], x.shape[1], x.stride(0), x.stride(1)
+        return x, [x.shape[0], x.shape[1], 1], [x.stride(0), x.stride(1), 0]
     if x.dim() == 1 and target.dim() == 0:
-        return 1, x.shape[0], 0, x.stride(0)
+        return x, [1, x.shape[0], 1], [0, x.stride(0), 0]
     raise Decline("nll_loss input/target shapes: ATen's error")
 
 
@@ -268,13 +279,13 @@ def _nll_checks(x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | No
     if target.dtype != torch.int64 or x.numel() == 0:
         raise Decline("target dtype or empty input")
     if weight is not None:
-        if weight.dtype != x.dtype or weight.shape != (x.shape[-1],):
+        if weight.dtype != x.dtype or weight.shape != (x.shape[0 if x.dim() == 1 else 1],):
             raise Decline("weight of another dtype or size: ATen's")
         return weight.contiguous()
     return None
 
 
-def _nll_forward(overload: str):
+def _nll_forward(overload: str, spatial: bool):
     schema = _schema(overload)
 
     def wrapper(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,15 +293,16 @@ def _nll_forward(overload: str):
         x, target = bound["self"], bound["target"]
         weight = _nll_checks(x, target, bound.get("weight"))
         reduction = _reduction(bound["reduction"])
-        N, C, sn, sc = _nll_rows(x, target)
+        x, (N, C, S), (sn, sc, ss) = _nll_rows(x, target, spatial)
         shape = target.shape if reduction == NONE else ()
         out = _result(bound.get("output"), shape, x.dtype)
         weight_sum = _result(bound.get("total_weight"), (), x.dtype)
-        rows_per_program = BLOCK if reduction == NONE else max(N, 1)
-        programs = triton.cdiv(N, rows_per_program)
+        rows_per_program = BLOCK if reduction == NONE else max(N * S, 1)
+        programs = triton.cdiv(N * S, rows_per_program)
         bad = torch.empty(programs, dtype=torch.int32)
         target = target.contiguous()
-        nll_forward_kernel[(programs,)](x, target, weight if weight is not None else x, out, weight_sum, bad, N, C, sn, sc,
+        nll_forward_kernel[(programs,)](x, target, weight if weight is not None else x, out, weight_sum, bad, N * S, C, S, sn,
+                                        sc, ss,
                                         int(bound["ignore_index"]), rows_per_program, int(weight is not None), reduction,
                                         BLOCK=BLOCK)
         if bool(bad.any()):
@@ -302,7 +314,7 @@ def _nll_forward(overload: str):
     return wrapper
 
 
-def _nll_backward(overload: str):
+def _nll_backward(overload: str, spatial: bool):
     schema, out_name = _schema(overload), out_argument(_schema(overload))
 
     def wrapper(*args: Any, **kwargs: Any) -> torch.Tensor:
@@ -310,18 +322,19 @@ def _nll_backward(overload: str):
         grad, x, target, weight_sum = bound["grad_output"], bound["self"], bound["target"], bound["total_weight"]
         weight = _nll_checks(x, target, bound.get("weight"))
         reduction = _reduction(bound["reduction"])
-        N, C, _, _ = _nll_rows(x, target)
+        _, (N, C, S), _ = _nll_rows(x, target, spatial)
         if grad.dtype != x.dtype or weight_sum.dtype != x.dtype or weight_sum.numel() != 1:
             raise Decline("dtypes")
         if grad.shape != (target.shape if reduction == NONE else ()):
             raise Decline("grad_output shape: ATen's error")
         out = _result(bound.get(out_name) if out_name else None, x.shape, x.dtype)
-        grad_stride = grad.stride(0) if grad.dim() == 1 else 0
+        grad = grad.contiguous()
+        grad_stride = 1 if grad.dim() else 0
         block_r = 16
-        programs = triton.cdiv(N, block_r)
+        programs = triton.cdiv(N * S, block_r)
         bad = torch.empty(programs, dtype=torch.int32)
         nll_backward_kernel[(programs,)](grad, target.contiguous(), weight if weight is not None else x, weight_sum, out, bad,
-                                         N, C, int(bound["ignore_index"]), grad_stride, int(weight is not None),
+                                         N * S, C, S, int(bound["ignore_index"]), grad_stride, int(weight is not None),
                                          int(reduction == MEAN), BLOCK_R=block_r, BLOCK_C=64)
         if bool(bad.any()):
             raise Decline("target out of bounds: ATen's error")
@@ -330,10 +343,11 @@ def _nll_backward(overload: str):
     return wrapper
 
 
-for _overload in ("nll_loss_forward", "nll_loss_forward.output"):
-    register(_overload, _nll_forward(_overload), FLOATS, CATEGORY)
-for _overload in ("nll_loss_backward", "nll_loss_backward.grad_input"):
-    register(_overload, _nll_backward(_overload), FLOATS, CATEGORY)
+for _packet, _spatial in (("nll_loss", False), ("nll_loss2d", True)):
+    for _overload in (f"{_packet}_forward", f"{_packet}_forward.output"):
+        register(_overload, _nll_forward(_overload, _spatial), FLOATS, CATEGORY)
+    for _overload in (f"{_packet}_backward", f"{_packet}_backward.grad_input"):
+        register(_overload, _nll_backward(_overload, _spatial), FLOATS, CATEGORY)
 for _overload in ("mse_loss", "mse_loss.out"):
     register(_overload, _mse_loss(_overload), FLOATS, CATEGORY)
 for _overload in ("binary_cross_entropy", "binary_cross_entropy.out"):
