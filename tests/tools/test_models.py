@@ -11,6 +11,15 @@ from tilebridge.tools import models
 from tilebridge.tools.models import TINY_GPT, CallCounter, gpt_workload, kind_of
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: on a loaded two-core machine, two make every parallel launch (ours and ATen's) wait on a barrier."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_kinds_of_ops():
     aten = torch.ops.aten
     assert [kind_of(op) for op in (aten.view.default, aten.transpose.int, aten.expand.default, aten.t.default,

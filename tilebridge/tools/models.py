@@ -152,11 +152,16 @@ def kind_of(func: Any) -> str:
 
 
 class CallCounter(TorchDispatchMode):
-    """Counts every aten call by overload, and whether the library's own kernel for that overload ran for it."""
+    """Counts every aten call by overload, whether the library's own kernel for that overload ran for it, and its time.
+
+    The time of a call is its wall time inside the dispatch mode (the mode's own bookkeeping excluded):
+    where a forward spends it, not a benchmark of single ops.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter = Counter()
+        self.seconds: Counter = Counter()
         self.outcome: dict[str, Counter] = {"tilebridge": Counter(), "declined": Counter(), "aten": Counter()}
         self.kinds: dict[str, str] = {}
         self.served_total = 0
@@ -164,7 +169,9 @@ class CallCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         name = overload_name(func)
         served, declined = COUNTERS["served"][name], COUNTERS["declined"][name]
+        start = time.perf_counter()
         result = func(*args, **(kwargs or {}))
+        self.seconds[name] += time.perf_counter() - start
         self.calls[name] += 1
         self.kinds[name] = kind_of(func)
         if COUNTERS["served"][name] > served:
@@ -189,7 +196,7 @@ class CallCounter(TorchDispatchMode):
         ops = []
         for name, calls in self.calls.most_common():
             row = {"overload": name, "kind": self.kinds[name], "calls": calls, "registered": name in enabled_overloads(),
-                   **{outcome: counts[name] for outcome, counts in self.outcome.items()}}
+                   **{outcome: counts[name] for outcome, counts in self.outcome.items()}, "ms": 1000.0 * self.seconds[name]}
             ops.append(row)
             for key in ("calls", "tilebridge", "declined", "aten"):
                 totals[row["kind"]][key] += row[key]
@@ -213,6 +220,9 @@ def _both(run: Callable[[], Any], repetitions: int) -> dict[str, Any]:
     """
     tilebridge.disable()
     eager = run()
+    eager_counter = CallCounter()
+    with eager_counter:
+        run()
     tilebridge.enable()
     try:
         ours = run()
@@ -233,7 +243,10 @@ def _both(run: Callable[[], Any], repetitions: int) -> dict[str, Any]:
     finally:
         tilebridge.disable()
     medians = {setting: 1000.0 * statistics.median(values) for setting, values in times.items()}
-    return {"eager": eager, "ours": ours, "counts": counter.summary(), "time_ms": medians}
+    counts = counter.summary()
+    for row in counts["ops"]:
+        row["eager_ms"] = 1000.0 * eager_counter.seconds[row["overload"]]
+    return {"eager": eager, "ours": ours, "counts": counts, "time_ms": medians}
 
 
 def run_minilm(sentences: Sequence[str] = SENTENCES, repetitions: int = 5) -> dict[str, Any]:
@@ -344,6 +357,12 @@ def markdown(reports: Sequence[dict[str, Any]], repetitions: int, machine: dict[
                     for kind, t in totals.items()]
             out += ["", f"Library kernels served inside ATen kernels (not counted above): "
                         f"{part['counts']['served_inside_aten_kernels']}.", ""]
+            slowest = sorted(part["counts"]["ops"], key=lambda row: -row["ms"])[:8]
+            out += ["Where the time goes (the 8 overloads with the most time with the library on; one counted run each):", "",
+                    "| overload | calls | on tilebridge | eager ms | tilebridge ms |", "|---|---|---|---|---|"]
+            out += [f"| `{r['overload']}` | {r['calls']} | {r['tilebridge']} | {r['eager_ms']:.2f} | {r['ms']:.2f} |"
+                    for r in slowest]
+            out.append("")
             rows = missing(part["counts"])
             if rows:
                 out += ["Compute ops not on tilebridge:", "", "| overload | calls | declined | no kernel |", "|---|---|---|---|"]
