@@ -164,3 +164,19 @@ def test_index_put_accumulate_with_duplicates(library, generator, dtype):
     _same(lambda t: t.clone().index_put_((rows,), values, accumulate=True), x)
     _same(lambda t: t.index_put((rows[:9], rows[:9]), values[:9, 0], accumulate=True), x.contiguous())
     assert library["served"]["index_put_"] + library["served"]["index_put"] >= 2
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16, torch.int64))
+def test_scatter_reduce(library, generator, dtype):
+    x = random((6, 5), dtype, generator, 0.5, 4.0)
+    src = random((30, 4), dtype, generator, 0.5, 4.0)
+    if dtype == torch.float32:
+        x[0, 0], src[3, 1] = float("nan"), float("nan")  # NaN wins amax and amin, as in ATen
+    index = torch.randint(0, 6, (30, 4), generator=generator)
+    for reduce in ("sum", "prod", "amax", "amin"):
+        for include_self in (True, False):
+            got = x.scatter_reduce(0, index, noncontiguous(src), reduce, include_self=include_self)
+            with bypassed():
+                want = x.scatter_reduce(0, index, src, reduce, include_self=include_self)
+            torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    assert library["served"]["scatter_reduce.two"] == 8

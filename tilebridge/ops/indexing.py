@@ -60,8 +60,12 @@ def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f
             old = tl.load(out_ptr + indexed, mask=inside).to(COMPUTE)
             if MODE == "add":
                 new = old + value * alpha
-            else:  # multiply
+            elif MODE == "multiply":
                 new = old * value
+            elif MODE == "amax":
+                new = tl.maximum(old, value, propagate_nan=tl.PropagateNan.ALL)
+            else:  # amin
+                new = tl.minimum(old, value, propagate_nan=tl.PropagateNan.ALL)
             tl.store(out_ptr + indexed, new.to(out_ptr.dtype.element_ty), mask=inside)
 
 
@@ -311,13 +315,22 @@ def widened(target: torch.Tensor, mode: str) -> Iterator[torch.Tensor]:
     target.copy_(work)
 
 
-SCATTER_REDUCE = {None: "set", "add": "add", "multiply": "multiply"}
+SCATTER_REDUCE = {None: "set", "add": "add", "multiply": "multiply"}  # scatter's reduce=
+REDUCE_TWO = {"sum": "add", "prod": "multiply", "amax": "amax", "amin": "amin"}  # scatter_reduce's; mean stays ATen's
+
+
+def _identity(mode: str, dtype: torch.dtype) -> float:
+    """What a position starts from when scatter_reduce leaves self out (include_self=False)."""
+    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
+    low, high = (-float("inf"), float("inf")) if dtype.is_floating_point else (info.min, info.max)
+    return {"add": 0, "multiply": 1, "amax": low, "amin": high}[mode]
 
 
 def scatter(bound: dict, out: torch.Tensor | None, inplace: bool, mode: str | None = None) -> torch.Tensor:
-    """scatter (src or value, reduce add/multiply) and scatter_add, functional, out= and in place."""
+    """scatter (src or value, reduce add/multiply), scatter_add and scatter_reduce, functional, out= and in place."""
     x, index = plain(bound["self"]), plain(bound["index"], frozenset(INDEX_DTYPES))
-    mode = mode or SCATTER_REDUCE.get(bound.get("reduce"), "")
+    two = isinstance(bound.get("include_self"), bool)
+    mode = mode or (REDUCE_TWO if two else SCATTER_REDUCE).get(bound.get("reduce"), "")
     if not mode or (mode != "set" and x.dtype not in NUMBERS):
         raise Decline("reduce or dtype")
     dim = normalized(bound["dim"], x.dim())
@@ -331,8 +344,13 @@ def scatter(bound: dict, out: torch.Tensor | None, inplace: bool, mode: str | No
     check_range(index, at_least_1d(x).shape[dim])
     target = _scatter_target(x, out, inplace, index, src)
     with widened(target, mode) as written:
-        lines(mode, at_least_1d(written), values, flat, list(flat.shape), dim, strides_without(values, dim),
-              strides_without(at_least_1d(written), dim), strides_without(flat, dim))
+        written = at_least_1d(written)
+        if two and not bound["include_self"]:
+            start = scalar_tensor(_identity(mode, written.dtype), written.dtype).expand(flat.shape)
+            lines("set", written, start, flat, list(flat.shape), dim, strides_without(start, dim),
+                  strides_without(written, dim), strides_without(flat, dim))
+        lines(mode, written, values, flat, list(flat.shape), dim, strides_without(values, dim),
+              strides_without(written, dim), strides_without(flat, dim))
     return target
 
 
@@ -470,3 +488,5 @@ for _overload in ("index.Tensor", "index.Tensor_out"):
     register(_overload, wrap(_overload, index), ALL, CATEGORY)
 for _overload in ("index_put", "index_put_", "index_put.out", "_index_put_impl_"):
     register(_overload, wrap(_overload, index_put), ALL, CATEGORY)
+for _overload in ("scatter_reduce.two", "scatter_reduce.two_out", "scatter_reduce_.two"):
+    register(_overload, wrap(_overload, scatter), NUMBERS, CATEGORY)
