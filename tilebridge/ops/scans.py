@@ -4,8 +4,10 @@ The input is viewed as (M, N, K) with the scanned or sorted dim as N (`reduction
 program owns one m and a block of K lanes and walks N in blocks, carrying the running total (fp32 for
 floats, int64 for integers, as ATen's accumulator). Sorting is by rank: each element counts the
 elements that sort before it (smaller, or equal and earlier, with NaN above everything as ATen has it),
-which is a stable sort, and is stored at that rank. ATen's unstable sort and its topk order ties in
-their own way, so when ties would show in the result of those, the wrapper declines.
+which is a stable sort, and is stored at that rank (quadratic, so long lines stay with ATen). A topk
+of a few elements goes by repeated selection instead, O(k N): each step picks the best element that
+comes after the previous pick. ATen's unstable sort and its topk order ties in their own way, so when
+ties would show in the result of those, the wrapper declines.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from tilebridge.ops.strided import MAX_ELEMENTS, has_internal_overlap
 
 CATEGORY = "scans"
 SORT_BLOCK = 64
-MAX_SORT_WORK = 2**30  # rows * N * N comparisons: beyond this the quadratic rank sort stays with ATen
+MAX_SORT_WORK = 2**28  # rows * N * N comparisons: beyond this the quadratic rank sort stays with ATen
+SELECT_MAX_K = 16  # topk of at most this many goes by repeated selection, O(k N)
 
 
 @triton.jit
@@ -86,6 +89,75 @@ def rank_sort_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk,
     tl.store(indices_ptr + m * im + k * ik + position * jn, i.to(tl.int64), mask=keep)
     program = (m * K + k) * tl.num_programs(2) + tl.program_id(2)
     tl.store(ties_ptr + program, tl.max(tl.where(keep & (ties > 0), 1, 0), 0))
+
+
+@triton.jit
+def _pick_larger(a, b):
+    """The larger of two keys, NaN above everything (a reduction combiner)."""
+    return tl.where((a > b) | (a != a), a, b)
+
+
+@triton.jit
+def _pick_smaller(a, b):
+    return tl.where((a < b) | (b != b), a, b)
+
+
+@triton.jit(do_not_specialize=["N", "K", "sm", "sn", "sk", "limit", "vm", "vn", "vk", "im", "jn", "ik", "largest"])
+def select_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, limit, vm, vn, vk, im, jn, ik, largest,
+                  KEY: tl.constexpr, BLOCK: tl.constexpr):
+    """topk for a small k in O(k N): step j picks the best element ordered after step j - 1's pick (value, then
+    index); ties[line] tells if a picked value occurs twice in the line (then ATen's order would show)."""
+    m = tl.program_id(0).to(tl.int64)
+    k = tl.program_id(1).to(tl.int64)
+    base = x_ptr + m * sm + k * sk
+    if KEY == tl.float32:
+        worst = tl.where(largest != 0, -float("inf"), float("nan"))
+    else:
+        worst = tl.where(largest != 0, -9223372036854775807 - 1, 9223372036854775807).to(tl.int64)
+    previous = tl.load(base).to(KEY)  # step 0 takes every element as a candidate
+    previous_index = -1
+    tied = 0
+    for step in range(0, limit):
+        best = tl.full([BLOCK], 0, KEY) + worst
+        for start in range(0, N, BLOCK):
+            i = start + tl.arange(0, BLOCK)
+            x = tl.load(base + i.to(tl.int64) * sn, mask=i < N, other=0).to(KEY)
+            after = (_ordered_after(x, i, previous, previous_index, largest) | (step == 0)) & (i < N)
+            candidate = tl.where(after, x, worst)
+            best = tl.where(largest != 0, _pick_larger(best, candidate), _pick_smaller(best, candidate))
+        if largest != 0:
+            winner = tl.reduce(best, 0, _pick_larger)
+        else:
+            winner = tl.reduce(best, 0, _pick_smaller)
+        first = tl.full([BLOCK], N, tl.int32)
+        equal = tl.zeros([BLOCK], tl.int32)
+        for start in range(0, N, BLOCK):
+            i = start + tl.arange(0, BLOCK)
+            x = tl.load(base + i.to(tl.int64) * sn, mask=i < N, other=0).to(KEY)
+            same = ((x == winner) | ((x != x) & (winner != winner))) & (i < N)
+            after = _ordered_after(x, i, previous, previous_index, largest) | (step == 0)
+            first = tl.minimum(first, tl.where(same & after, i, N))
+            equal += same.to(tl.int32)
+        previous_index = tl.min(first, 0)
+        previous = winner
+        tied = tl.maximum(tied, (tl.sum(equal, 0) > 1).to(tl.int32))
+        raw = tl.load(base + previous_index.to(tl.int64) * sn)
+        tl.store(values_ptr + m * vm + k * vk + step * vn, raw)
+        tl.store(indices_ptr + m * im + k * ik + step * jn, previous_index.to(tl.int64))
+    tl.store(ties_ptr + m * K + k, tied)
+
+
+@triton.jit
+def _ordered_after(x, i, previous, previous_index, largest):
+    """Whether (x, i) comes after (previous, previous_index) in topk's order: value first (NaN the largest), then index."""
+    x_nan = x != x
+    p_nan = previous != previous
+    same = (x == previous) | (x_nan & p_nan)
+    if largest != 0:
+        beyond = (x < previous) | (p_nan & ~x_nan)
+    else:
+        beyond = (x > previous) | (x_nan & ~p_nan)
+    return beyond | (same & (i > previous_index))
 
 
 # --- host side ------------------------------------------------------------------------------------------------
@@ -186,6 +258,21 @@ def _rank_sort(x: torch.Tensor, dim: int, limit: int, descending: bool, values: 
     return bool(ties.any())
 
 
+def _select(x: torch.Tensor, dim: int, limit: int, largest: bool, values: torch.Tensor, indices: torch.Tensor) -> bool:
+    """topk by repeated selection into values/indices; True if a picked value occurs twice in its line."""
+    view, M, N, K, (sm, sn, sk) = as_mnk(x, [dim])
+    value_target, (vm, vn, vk) = _target(values, dim)
+    index_target, (im, jn, ik) = _target(indices, dim)
+    ties = torch.empty(M * K, dtype=torch.int32)
+    key = tl.float32 if x.dtype.is_floating_point else tl.int64
+    select_kernel[(M, K)](view, value_target, index_target, ties, N, K, sm, sn, sk, limit, vm, vn, vk, im, jn, ik,
+                          int(largest), KEY=key, BLOCK=256)
+    for target, out in ((value_target, values), (index_target, indices)):
+        if target is not out:
+            out.copy_(target)
+    return bool(ties.any())
+
+
 def _outputs(bound: dict, names: list[str], shape: Any, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     given = [bound.get(name) for name in names] if names else [None, None]
     return _writable(given[0], shape, dtype), _writable(given[1], shape, torch.int64)
@@ -232,7 +319,11 @@ def _topk(overload: str):
         values, indices = _outputs(bound, names, shape, x.dtype)
         if values.numel() == 0:
             return values, indices
-        if _rank_sort(x, dim, k, bool(bound.get("largest", True)), values, indices):
+        if k <= SELECT_MAX_K:
+            ties = _select(x, dim, k, bool(bound.get("largest", True)), values, indices)
+        else:
+            ties = _rank_sort(x, dim, k, bool(bound.get("largest", True)), values, indices)
+        if ties:
             raise Decline("ties among the top k: ATen's order")
         return values, indices
 
