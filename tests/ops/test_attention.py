@@ -120,3 +120,18 @@ def test_declines_dropout_and_float64(library, generator):
         pass  # whatever ATen does with dropout, it is ATen's answer
     F.scaled_dot_product_attention(q.double(), q.double(), q.double())
     assert library["served"][FORWARD] == 0 and library["declined"][FORWARD] == 2
+
+
+@pytest.mark.parametrize("queries, keys", [(20, 20), (30, 20), (13, 40)])
+def test_causal_with_a_mask_as_aten_aligns_it(library, generator, queries, keys):
+    """The overload itself takes is_causal and a mask together; causal is top-left aligned when L != S, as ATen's."""
+    q = random((1, 2, queries, 16), torch.float32, generator)
+    k, v = (random((1, 2, keys, 16), torch.float32, generator) for _ in range(2))
+    mask = random((queries, keys), torch.float32, generator)
+    out, lse = getattr(torch.ops.aten, FORWARD)(q, k, v, 0.0, True, attn_mask=mask)
+    assert library["served"][FORWARD] == 1
+    with bypassed():
+        aten_out, aten_lse = getattr(torch.ops.aten, FORWARD)(q, k, v, 0.0, True, attn_mask=mask)
+    torch.testing.assert_close(out, aten_out, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(lse, aten_lse, atol=2e-6, rtol=1e-5)
+    assert lse.stride() == aten_lse.stride()

@@ -88,3 +88,10 @@ def test_command_writes_json_and_markdown(tmp_path, capsys):
     assert data["models"][0]["counts"]["totals"]["compute"]["calls"] > 0
     text = markdown_path.read_text()
     assert "tilebridge models --models gpt" in text and "## What is counted" in text
+
+
+def test_cli_parses_the_models_command():
+    from tilebridge.tools.cli import build_parser
+
+    args = build_parser().parse_args(["models", "--models", "gpt", "--tiny", "--threads", "1", "--no-backward"])
+    assert (args.models, args.tiny, args.threads, args.backward, args.repetitions) == ("gpt", True, 1, False, 5)
