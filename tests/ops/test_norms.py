@@ -74,6 +74,25 @@ def test_batch_norm_running_statistics_and_mixed_dtypes(library, generator):
     assert library["served"]["native_batch_norm"] == 2
 
 
+def test_batch_norm_with_update(library, generator):
+    """The pre-dispatch pair torch.compile and export use: `_batch_norm_with_update` and `batch_norm_backward`."""
+    x = random((5, 3, 4), torch.float32, generator)
+    weight, bias = random((3,), torch.float32, generator, 0.5, 1.5), random((3,), torch.float32, generator)
+    stats = [random((3,), torch.float32, generator), random((3,), torch.float32, generator, 0.5, 1.5)]
+    theirs = [t.clone() for t in stats]
+
+    def run(stats):
+        return _run(lambda x, w, b: torch.ops.aten._batch_norm_with_update(x, w, b, *stats, 0.2, 1e-5)[0], x,
+                    [weight, bias])
+
+    got = run(stats)
+    with bypassed():
+        want = run(theirs)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(stats, theirs)
+    assert library["served"]["_batch_norm_with_update"] == 1 and library["served"]["batch_norm_backward"] == 1
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_group_norm(library, generator, dtype):
     x = _input(dtype, generator)

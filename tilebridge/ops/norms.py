@@ -284,6 +284,13 @@ def _legit_no_stats(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Te
     return native_batch_norm(x, weight, bias, None, None, training, momentum, eps)
 
 
+def _with_update(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, running_mean: torch.Tensor,
+                 running_var: torch.Tensor, momentum: float, eps: float) -> tuple[Any, Any, Any, Any]:
+    """Training batch_norm that updates the running statistics, and an empty reserve (ATen's CPU has none)."""
+    y, mean, invstd = native_batch_norm(x, weight, bias, running_mean, running_var, True, momentum, eps)
+    return y, mean, invstd, torch.empty(0, dtype=torch.uint8)
+
+
 def native_batch_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
                                running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
                                save_mean: torch.Tensor | None, save_invstd: torch.Tensor | None, train: bool, eps: float,
@@ -301,6 +308,15 @@ def native_batch_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: 
                                      dx if dx is not None else dy, dw, db, N * HW, HW, sn, sc, shw, gn, gc, ghw, float(eps),
                                      int(train), int(weight is not None), int(dx is not None), BLOCK=BLOCK)
     return dx, dw if output_mask[1] else None, db if output_mask[2] else None
+
+
+def _backward_with_reserve(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
+                           running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+                           save_mean: torch.Tensor | None, save_var: torch.Tensor | None, update: bool, eps: float,
+                           output_mask: list[bool], reserve: torch.Tensor) -> tuple[Any, Any, Any]:
+    """`batch_norm_backward`, the backward of `_batch_norm_with_update`: `update` plays `train`'s part."""
+    return native_batch_norm_backward(grad_out, x, weight, running_mean, running_var, save_mean, save_var, update, eps,
+                                      output_mask)
 
 
 def _groups(x: torch.Tensor, N: int, C: int, HxW: int, group: int) -> int:
@@ -354,6 +370,8 @@ def native_group_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, mean: to
 register("native_batch_norm", native_batch_norm, FLOATS, CATEGORY)
 register("_native_batch_norm_legit", _legit, FLOATS, CATEGORY)
 register("_native_batch_norm_legit.no_stats", _legit_no_stats, FLOATS, CATEGORY)
+register("_batch_norm_with_update", _with_update, FLOATS, CATEGORY)
 register("native_batch_norm_backward", native_batch_norm_backward, FLOATS, CATEGORY)
+register("batch_norm_backward", _backward_with_reserve, FLOATS, CATEGORY)
 register("native_group_norm", native_group_norm, FLOATS, CATEGORY)
 register("native_group_norm_backward", native_group_norm_backward, FLOATS, CATEGORY)
