@@ -120,12 +120,6 @@ def _scores_transposed(k, q_t, mask_ptr, b, h, rows, cols, row_in, col_in, m_b, 
     return tl.where(visible, scores, -float("inf"))
 
 
-@triton.jit
-def _tile_transposed(ptr, b, h, rows, dims, row_in, dim_in, s_b, s_h, s_s, s_e):
-    offsets = b * s_b + h * s_h + dims.to(tl.int64)[:, None] * s_e + rows.to(tl.int64)[None, :] * s_s
-    return ptr + offsets, dim_in[:, None] & row_in[None, :]
-
-
 @_jit
 def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr, H, L, S, E,
                                  scale, q_b, q_h, q_s, q_e, k_b, k_h, k_s, k_e, v_b, v_h, v_s, v_e, m_b, m_h, m_s, m_e,
@@ -135,8 +129,8 @@ def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_pt
     """dK and dV of one block of keys: the queries that see it stream past, P recomputed from the saved log-sum-exp.
 
     dV = P^T dO, dK = scale * dS^T Q with dS = P * (dO V^T - delta), delta = rowsum(dO * O) from the dQ kernel.
-    Everything is computed transposed, (keys, queries), so no computed tile is transposed for a dot:
-    q and dO are loaded both ways instead. dK and dV share one layout.
+    Everything is computed transposed, (keys, queries), so only loaded tiles (q, dO) are transposed for a
+    dot, never a computed one. dK and dV share one layout.
     """
     block = tl.program_id(0)
     b = (tl.program_id(1) // H).to(tl.int64)
@@ -156,12 +150,10 @@ def attention_backward_kv_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, grad_ptr, lse_pt
         row_in = rows < L
         q_at, q_inside = _tile(q_ptr, b, h, rows, dims, row_in, dim_in, q_b, q_h, q_s, q_e)
         q = tl.load(q_at, mask=q_inside, other=0.0)
-        qt_at, qt_inside = _tile_transposed(q_ptr, b, h, rows, dims, row_in, dim_in, q_b, q_h, q_s, q_e)
-        q_t = tl.load(qt_at, mask=qt_inside, other=0.0)
+        q_t = tl.trans(q)
         g_at, g_inside = _tile(grad_ptr, b, h, rows, dims, row_in, dim_in, do_b, do_h, do_s, do_e)
         grad = tl.load(g_at, mask=g_inside, other=0.0)
-        gt_at, gt_inside = _tile_transposed(grad_ptr, b, h, rows, dims, row_in, dim_in, do_b, do_h, do_s, do_e)
-        grad_t = tl.load(gt_at, mask=gt_inside, other=0.0)
+        grad_t = tl.trans(grad)
         row_stats = b * H * L + h * L + rows.to(tl.int64)
         delta = tl.load(delta_ptr + row_stats, mask=row_in, other=0.0)
         lse = tl.load(lse_ptr + b * l_b + h * l_h + rows.to(tl.int64) * l_s, mask=row_in, other=0.0)
