@@ -12,9 +12,11 @@ after autograd and after composite ops (`linear`, `layer_norm`, `scaled_dot_prod
 decomposed into the ops a backend implements. Each call is marked *tilebridge* when its own overload's
 kernel in the library ran for it, *declined* when the library's kernel handed it back to ATen, and
 *ATen* when the library has no kernel for it. Ops that only make a view or change metadata, and ops
-that only allocate, are counted apart from the compute ops the percentage is taken of. Calls that
-ATen's own C++ kernels make internally are not seen by the dispatch mode; library kernels reached that
-way are reported as "served inside ATen kernels".
+that only allocate, are counted apart from the compute ops the percentage is taken of. Calls made
+inside a kernel, ATen's C++ or a library wrapper (the output's `empty`, a `contiguous`), are not seen
+by the dispatch mode, on either side; library kernels reached from inside ATen kernels are reported as
+"served inside ATen kernels". The counted and per-op-timed runs are separate from the timed runs, which
+have no dispatch mode.
 """
 from __future__ import annotations
 
