@@ -316,7 +316,7 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def table(reports: Sequence[dict[str, Any]]) -> str:
     """The terminal summary: one line per model and pass."""
-    lines = [f"{'model':<58} {'max abs error':>14} {'compute calls on tilebridge':>28} {'eager ms':>9} {'tilebridge ms':>13}"]
+    lines = [f"{'model':<68} {'max abs error':>14} {'compute calls on tilebridge':>28} {'eager ms':>9} {'tilebridge ms':>13}"]
     for report in reports:
         for label, part in _rows(report):
             error = max(o["max_abs_error"] for o in part["outputs"].values())
