@@ -13,12 +13,16 @@ SUPPORTED_VERSIONS = {"triton": "3.6.0", "torch": "2.13.0"}
 
 def activate() -> None:
     """Make the CPU the active Triton device, even where a GPU driver is active too."""
+    import triton  # noqa: F401 - first: importing triton imports this backend's driver module itself
+
     from tilebridge.frontends.triton.driver import activate as _activate
     _activate()
 
 
 def deactivate() -> None:
     """Give the active-driver choice back to triton's own discovery."""
+    import triton  # noqa: F401 - see activate()
+
     from tilebridge.frontends.triton.driver import deactivate as _deactivate
     _deactivate()
 
@@ -39,3 +43,15 @@ def use_ops(include=None, exclude=None):
     """Context manager: the operator library on (optionally a subset) inside a `with` block."""
     from tilebridge.integrations.torch import use_ops as _use_ops
     return _use_ops(include, exclude)
+
+
+def migrate() -> None:
+    """Map what CUDA host code asks of PyTorch (devices, `.cuda()`, `torch.cuda.*`) onto the CPU for this process."""
+    from tilebridge.integrations.torch.migrate import migrate as _migrate
+    _migrate()
+
+
+def unmigrate() -> None:
+    """Undo `migrate()`."""
+    from tilebridge.integrations.torch.migrate import unmigrate as _unmigrate
+    _unmigrate()
