@@ -41,12 +41,12 @@ def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f
     (strides g, indexed_step), the index by (lane, j) (strides h, index_step); j with index == skip is left out."""
     lanes = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     lane_in = lanes < L
-    fixed_lane = strided_offset(lanes, s1, s2, s3, f0, f1, f2, f3, 4)[:, None]
-    indexed_lane = strided_offset(lanes, s1, s2, s3, g0, g1, g2, g3, 4)[:, None]
-    index_lane = strided_offset(lanes, s1, s2, s3, h0, h1, h2, h3, 4)[:, None]
+    fixed_lane = strided_offset(lanes, s1, s2, s3, f0, f1, f2, f3, 4)[None, :]
+    indexed_lane = strided_offset(lanes, s1, s2, s3, g0, g1, g2, g3, 4)[None, :]
+    index_lane = strided_offset(lanes, s1, s2, s3, h0, h1, h2, h3, 4)[None, :]
     for start in range(tl.program_id(1) * BLOCK_J, N, BLOCK_J * tl.num_programs(1)):
-        js = (start + tl.arange(0, BLOCK_J)).to(tl.int64)[None, :]
-        inside = lane_in[:, None] & (js < N)
+        js = (start + tl.arange(0, BLOCK_J)).to(tl.int64)[:, None]  # tiles are (j, lane): lanes innermost
+        inside = lane_in[None, :] & (js < N)
         index = tl.load(index_ptr + index_lane + js * index_step, mask=inside, other=0).to(tl.int64)
         inside = inside & (index != skip)
         fixed = fixed_lane + js * fixed_step

@@ -1,10 +1,11 @@
 """Shape operators: cat, stack, repeat, constant_pad_nd, flip, tril, triu.
 
 All of them move bits (a tensor is viewed as the integer type of its element size, so every dtype of
-one size shares a compiled kernel). cat and stack copy each input into its slice of the output with
-`copy_kernel`, whose two operands collapse to a rank of at most 4 (`strided.Layout`), so the common
-layouts run as one or two flat loops. repeat, constant_pad_nd, flip, tril and triu are one `remap_kernel`:
-each output element finds its input element dim by dim, from a small table of sizes and strides.
+one size shares a compiled kernel), through one `remap_kernel`: a program owns one row of the output
+(every dim but the last) and a block of its last dim. The row's coordinates are worked out once per
+program, in scalars, from a small table of sizes and strides; the last dim is a plain vector loop, with
+no division per element. cat, stack and repeat are copies between two strided views (repeat's input
+view has stride 0 over the repetitions), with their dims merged where both layouts allow it first.
 """
 from __future__ import annotations
 
@@ -16,100 +17,102 @@ import triton.language as tl
 
 from tilebridge.ops.indexing import bits, plain, result, scalar_tensor, wrap
 from tilebridge.ops.registry import ALL, Decline, register
-from tilebridge.ops.strided import BLOCK, MAX_ELEMENTS, Layout, has_internal_overlap, strided_offset
+from tilebridge.ops.strided import MAX_ELEMENTS, collapse, has_internal_overlap
 
 CATEGORY = "shape"
-_INTS = ["n", "s1", "s2", "s3"] + [f"t{o}{d}" for o in range(2) for d in range(4)]
+_RUNTIME = ["fill", "diagonal", "last", "in_size", "in_stride", "out_stride", "param"]
 
 
-@triton.jit(do_not_specialize=_INTS)
-def copy_kernel(out_ptr, in_ptr, n, s1, s2, s3, t00, t01, t02, t03, t10, t11, t12, t13, RANK: tl.constexpr,
-                CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr):
-    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    inside = index < n
-    if CONTIGUOUS:
-        out_offset = index.to(tl.int64)
-        in_offset = index.to(tl.int64)
-    else:
-        out_offset = strided_offset(index, s1, s2, s3, t00, t01, t02, t03, RANK)
-        in_offset = strided_offset(index, s1, s2, s3, t10, t11, t12, t13, RANK)
-    tl.store(out_ptr + out_offset, tl.load(in_ptr + in_offset, mask=inside), mask=inside)
-
-
-# Columns of remap_kernel's table, one row per output dim.
-SIZE, IN_SIZE, IN_STRIDE, OUT_STRIDE, PARAM = range(5)
-
-
-@triton.jit(do_not_specialize=["n", "fill", "diagonal"])
-def remap_kernel(out_ptr, in_ptr, table_ptr, n, fill, diagonal, MODE: tl.constexpr, RANK: tl.constexpr,
-                 BLOCK: tl.constexpr):
-    """out[coords] = in[source(coords)] over RANK dims, the last dim first. MODE: repeat (coord % in size),
-    flip (reversed where PARAM != 0), pad (coord - PARAM, `fill` outside the input), tril/triu (zero
-    above/below the `diagonal` of the last two dims)."""
-    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    inside = index < n
-    rest = index
-    out_offset = tl.zeros([BLOCK], tl.int64)
-    in_offset = tl.zeros([BLOCK], tl.int64)
-    valid = inside
-    column = tl.zeros([BLOCK], tl.int32)
-    row = tl.zeros([BLOCK], tl.int32)
+@triton.jit(do_not_specialize=_RUNTIME)
+def remap_kernel(out_ptr, in_ptr, table_ptr, fill, diagonal, last, in_size, in_stride, out_stride, param,
+                 MODE: tl.constexpr, RANK: tl.constexpr, UNIT: tl.constexpr, BLOCK: tl.constexpr):
+    """out[row, column] = in[source(row), source(column)]. The table has RANK rows (size, input size, input
+    stride, output stride, param) for the dims before the last; the last dim's come as scalars. MODE: copy,
+    flip (reversed where param != 0), pad (coordinate - param, `fill` outside the input), tril/triu (zero
+    above/below `diagonal`). UNIT: both last-dim strides are 1."""
+    rest = tl.program_id(0).to(tl.int64)
+    out_offset = rest * 0
+    in_offset = rest * 0
+    row_inside = rest == rest
+    row = rest * 0
     for d in tl.static_range(RANK):
-        row_of_table = table_ptr + (RANK - 1 - d) * 5
-        size = tl.load(row_of_table + 0).to(tl.int32)
-        in_size = tl.load(row_of_table + 1).to(tl.int32)
+        entry = table_ptr + (RANK - 1 - d) * 5
+        size = tl.load(entry)
         coord = rest % size
         rest = rest // size
-        out_offset += coord.to(tl.int64) * tl.load(row_of_table + 3)
-        if MODE == "repeat":
-            source = coord % in_size
-        elif MODE == "flip":
-            source = tl.where(tl.load(row_of_table + 4) != 0, in_size - 1 - coord, coord)
+        out_offset += coord * tl.load(entry + 3)
+        if MODE == "flip":
+            coord_in = tl.where(tl.load(entry + 4) != 0, tl.load(entry + 1) - 1 - coord, coord)
         elif MODE == "pad":
-            source = coord - tl.load(row_of_table + 4).to(tl.int32)
-            valid = valid & (source >= 0) & (source < in_size)
+            coord_in = coord - tl.load(entry + 4)
+            row_inside = row_inside & (coord_in >= 0) & (coord_in < tl.load(entry + 1))
         else:
-            source = coord
-        in_offset += source.to(tl.int64) * tl.load(row_of_table + 2)
+            coord_in = coord
+        in_offset += coord_in * tl.load(entry + 2)
         if d == 0:
-            column = coord
-        if d == 1:
             row = coord
-    if MODE == "tril":
-        valid = valid & (column - row <= diagonal)
+    columns = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    inside = columns < last
+    if MODE == "flip":
+        source = tl.where(param != 0, in_size - 1 - columns, columns)
+    elif MODE == "pad":
+        source = columns - param
+    else:
+        source = columns
+    valid = inside & row_inside
+    if MODE == "pad":
+        valid = valid & (source >= 0) & (source < in_size)
+    elif MODE == "tril":
+        valid = valid & (columns - row <= diagonal)
     elif MODE == "triu":
-        valid = valid & (column - row >= diagonal)
-    values = tl.load(in_ptr + in_offset, mask=valid, other=0)
+        valid = valid & (columns - row >= diagonal)
+    if UNIT:
+        values = tl.load(in_ptr + in_offset + source, mask=valid, other=0)
+    else:
+        values = tl.load(in_ptr + in_offset + source.to(tl.int64) * in_stride, mask=valid, other=0)
     if MODE == "pad":
         values = tl.where(valid, values, fill)
-    tl.store(out_ptr + out_offset, values.to(out_ptr.dtype.element_ty), mask=inside)
+    values = values.to(out_ptr.dtype.element_ty)
+    if UNIT:
+        tl.store(out_ptr + out_offset + columns, values, mask=inside)
+    else:
+        tl.store(out_ptr + out_offset + columns.to(tl.int64) * out_stride, values, mask=inside)
 
 
 # --- host side ------------------------------------------------------------------------------------------------
 
-def copy_into(out: torch.Tensor, source: torch.Tensor) -> None:
-    """out[...] = source (same shape), bit for bit, through any strides."""
-    if out.numel() == 0:
-        return
-    layout = Layout(bits(out), [bits(source)])
-    copy_kernel[layout.grid()](*layout.args(), RANK=layout.rank, CONTIGUOUS=layout.contiguous, BLOCK=BLOCK)
-
-
-def remap(mode: str, out: torch.Tensor, source: torch.Tensor, in_sizes: list[int], in_strides: list[int],
-          params: list[int] | None = None, fill: int = 0, diagonal: int = 0) -> None:
-    """Run `remap_kernel` over `out` (any strides); the input's sizes and strides are given per output dim."""
+def remap(mode: str, out: torch.Tensor, source: torch.Tensor, shape: list[int], out_strides: list[int],
+          in_sizes: list[int], in_strides: list[int], params: list[int] | None = None, fill: int = 0,
+          diagonal: int = 0) -> None:
+    """Run `remap_kernel` over `shape` (out's, or a finer view of it), given per dim: out's strides, the input's
+    sizes and strides, and the mode's param."""
     n = out.numel()
     if n == 0:
         return
-    if n > MAX_ELEMENTS or out.dim() > 8:
-        raise Decline("more than int32 indexing or 8 dims")
-    rank = 4 if out.dim() <= 4 else 8
-    pad = rank - out.dim()
-    params = params or [0] * out.dim()
-    rows = [[1, 1, 0, 0, 0]] * pad + [list(r) for r in zip(out.shape, in_sizes, in_strides, out.stride(), params)]
-    table = torch.tensor(rows, dtype=torch.int64)
-    remap_kernel[(triton.cdiv(n, BLOCK),)](bits(out), bits(source), table, n, fill, diagonal, MODE=mode, RANK=rank,
-                                          BLOCK=BLOCK)
+    params = params or [0] * len(shape)
+    if n > MAX_ELEMENTS or len(shape) > 9:
+        raise Decline("more than int32 indexing or 9 dims")
+    if not shape:
+        shape, out_strides, in_sizes, in_strides, params = [1], [0], [1], [0], [0]
+    leading = [list(r) for r in zip(shape, in_sizes, in_strides, out_strides, params)][:-1]
+    rank = 3 if len(leading) <= 3 else 8
+    table = torch.tensor([[1, 1, 0, 0, 0]] * (rank - len(leading)) + leading, dtype=torch.int64)
+    rows = n // shape[-1]
+    last, block = shape[-1], (1024 if shape[-1] > 256 else 64)
+    unit = in_strides[-1] == 1 and out_strides[-1] == 1
+    remap_kernel[(rows, triton.cdiv(last, block))](bits(out), bits(source), table, fill, diagonal, last, in_sizes[-1],
+                                                   in_strides[-1], out_strides[-1], params[-1], MODE=mode, RANK=rank,
+                                                   UNIT=unit, BLOCK=block)
+
+
+def copy_into(out: torch.Tensor, source: torch.Tensor, shape: list[int] | None = None,
+              in_strides: list[int] | None = None, out_strides: list[int] | None = None) -> None:
+    """out[...] = source, bit for bit, through any strides (given ones describe a finer view), dims merged first."""
+    shape = list(out.shape) if shape is None else shape
+    strides = [list(out.stride()) if out_strides is None else out_strides,
+               list(source.stride()) if in_strides is None else in_strides]
+    sizes, (merged_out, merged_in) = collapse(shape, strides)
+    remap("copy", out, source, sizes, merged_out, sizes, merged_in)
 
 
 def _dim(dim: int, rank: int) -> int:
@@ -175,7 +178,11 @@ def repeat(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor
     pad = len(repeats) - x.dim()
     sizes, strides = [1] * pad + list(x.shape), [0] * pad + list(x.stride())
     target = result(out, [s * r for s, r in zip(sizes, repeats)], x.dtype, x)
-    remap("repeat", target, x, sizes, strides)
+    # out viewed as (r0, s0, r1, s1, ...): the input repeats with stride 0 along each r
+    shape = [n for r, s in zip(repeats, sizes) for n in (r, s)]
+    out_strides = [n for s, t in zip(sizes, target.stride()) for n in (s * t, t)]
+    in_strides = [n for t in strides for n in (0, t)]
+    copy_into(target, x, shape, in_strides, out_strides)
     return target
 
 
@@ -194,7 +201,7 @@ def constant_pad_nd(bound: dict, out: torch.Tensor | None, inplace: bool) -> tor
     fill = scalar_tensor(bound.get("value", 0), x.dtype)
     fill_bits = int(bits(fill.view(1))[0])
     target = result(out, shape, x.dtype, x)
-    remap("pad", target, x, list(x.shape), list(x.stride()), before, fill=fill_bits)
+    remap("pad", target, x, shape, list(target.stride()), list(x.shape), list(x.stride()), before, fill=fill_bits)
     return target
 
 
@@ -207,7 +214,8 @@ def flip(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
     if x.dim() == 0:
         copy_into(target, x)
         return target
-    remap("flip", target, x, list(x.shape), list(x.stride()), [int(d in dims) for d in range(x.dim())])
+    remap("flip", target, x, list(x.shape), list(target.stride()), list(x.shape), list(x.stride()),
+          [int(d in dims) for d in range(x.dim())])
     return target
 
 
@@ -224,7 +232,8 @@ def _triangle(mode: str):
             target = x
         else:
             target = result(out, list(x.shape), x.dtype, x)
-        remap(mode, target, x, list(x.shape), list(x.stride()), diagonal=int(bound.get("diagonal", 0)))
+        remap(mode, target, x, list(x.shape), list(target.stride()), list(x.shape), list(x.stride()),
+              diagonal=int(bound.get("diagonal", 0)))
         return target
 
     return body
