@@ -23,7 +23,8 @@ from tilebridge.ops.strided import MAX_ELEMENTS
 
 CATEGORY = "norms"
 BLOCK = 256
-_BN_INTS = ["R", "HW", "sn", "sc", "shw", "momentum", "eps", "training", "has_weight", "has_bias", "has_running"]
+_BN_INTS = ["R", "HW", "sn", "sc", "shw", "momentum", "eps", "training", "has_weight", "has_bias", "has_running",
+            "mean_stride", "var_stride"]
 
 
 @triton.jit
@@ -35,10 +36,12 @@ def _offsets(r, HW, sn, shw):
 
 @triton.jit(do_not_specialize=_BN_INTS)
 def batch_norm_kernel(x_ptr, w_ptr, b_ptr, rmean_ptr, rvar_ptr, y_ptr, mean_ptr, invstd_ptr, R, HW, sn, sc, shw, momentum,
-                      eps, training, has_weight, has_bias, has_running, BLOCK: tl.constexpr):
+                      eps, training, has_weight, has_bias, has_running, mean_stride, var_stride, BLOCK: tl.constexpr):
     """Channel c of y = (x - mean) * invstd * w + b; batch statistics (training) or the running ones."""
     c = tl.program_id(0).to(tl.int64)
     x_base = x_ptr + c * sc
+    rmean_ptr += c * mean_stride
+    rvar_ptr += c * var_stride
     if training:
         total = tl.zeros([BLOCK], tl.float32)
         for start in range(0, R, BLOCK):
@@ -55,14 +58,14 @@ def batch_norm_kernel(x_ptr, w_ptr, b_ptr, rmean_ptr, rvar_ptr, y_ptr, mean_ptr,
         tl.store(mean_ptr + c, mean.to(mean_ptr.dtype.element_ty))
         tl.store(invstd_ptr + c, invstd.to(invstd_ptr.dtype.element_ty))
         if has_running:
-            old_mean = tl.load(rmean_ptr + c).to(tl.float32)
-            old_var = tl.load(rvar_ptr + c).to(tl.float32)
-            tl.store(rmean_ptr + c, ((1.0 - momentum) * old_mean + momentum * mean).to(rmean_ptr.dtype.element_ty))
+            old_mean = tl.load(rmean_ptr).to(tl.float32)
+            old_var = tl.load(rvar_ptr).to(tl.float32)
+            tl.store(rmean_ptr, ((1.0 - momentum) * old_mean + momentum * mean).to(rmean_ptr.dtype.element_ty))
             unbiased = var * R / (R - 1.0)
-            tl.store(rvar_ptr + c, ((1.0 - momentum) * old_var + momentum * unbiased).to(rvar_ptr.dtype.element_ty))
+            tl.store(rvar_ptr, ((1.0 - momentum) * old_var + momentum * unbiased).to(rvar_ptr.dtype.element_ty))
     else:
-        mean = tl.load(rmean_ptr + c).to(tl.float32)
-        invstd = 1.0 / tl.sqrt_rn(tl.load(rvar_ptr + c).to(tl.float32) + eps)
+        mean = tl.load(rmean_ptr).to(tl.float32)
+        invstd = 1.0 / tl.sqrt_rn(tl.load(rvar_ptr).to(tl.float32) + eps)
     scale = invstd
     shift = -mean * invstd
     if has_weight:
@@ -233,9 +236,10 @@ def _parameter_dtype(x: torch.Tensor, params: list[torch.Tensor | None]) -> torc
 
 
 def _vector(t: torch.Tensor | None, size: int) -> torch.Tensor | None:
-    if t is not None and (t.shape != (size,) or not t.is_contiguous()):
-        raise Decline("a parameter of another size or layout: ATen's")
-    return t
+    """A per-channel parameter as a contiguous vector."""
+    if t is not None and t.shape != (size,):
+        raise Decline("a parameter of another size: ATen's")
+    return None if t is None else t.contiguous()
 
 
 def _channels_view(x: torch.Tensor) -> tuple[torch.Tensor, int, int, int, int, int, int]:
@@ -254,11 +258,12 @@ def _channels_view(x: torch.Tensor) -> tuple[torch.Tensor, int, int, int, int, i
 def native_batch_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
                       running_mean: torch.Tensor | None, running_var: torch.Tensor | None, training: bool,
                       momentum: float, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(y, save_mean, save_invstd); empty statistics in eval, the running ones updated in place in training."""
+    """(y, save_mean, save_invstd); empty statistics in eval, the running ones (any stride) updated in place in training."""
     dtype = _parameter_dtype(x, [weight, bias, running_mean, running_var])
     view, N, C, HW, sn, sc, shw = _channels_view(x)
     weight, bias = _vector(weight, C), _vector(bias, C)
-    running_mean, running_var = _vector(running_mean, C), _vector(running_var, C)
+    if any(t is not None and t.shape != (C,) for t in (running_mean, running_var)):
+        raise Decline("running statistics of another size: ATen's")
     has_running = running_mean is not None and running_var is not None
     if (running_mean is None) != (running_var is None) or (not training and not has_running):
         raise Decline("eval without running statistics: ATen's")
@@ -270,7 +275,8 @@ def native_batch_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.
                             running_mean if has_running else scratch, running_var if has_running else scratch, y,
                             mean if training else scratch, invstd if training else scratch, N * HW, HW, sn, sc, shw,
                             float(momentum), float(eps), int(training), int(weight is not None), int(bias is not None),
-                            int(has_running), BLOCK=BLOCK)
+                            int(has_running), running_mean.stride(0) if has_running else 0,
+                            running_var.stride(0) if has_running else 0, BLOCK=BLOCK)
     return y, mean, invstd
 
 
