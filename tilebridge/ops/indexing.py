@@ -36,13 +36,17 @@ _INTS = ["L", "N", "s1", "s2", "s3", "f0", "f1", "f2", "f3", "g0", "g1", "g2", "
 @triton.jit(do_not_specialize=_INTS)
 def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f3, g0, g1, g2, g3, h0, h1, h2, h3,
                  fixed_step, indexed_step, index_step, skip, alpha, MODE: tl.constexpr, COMPUTE: tl.constexpr,
-                 BLOCK_L: tl.constexpr, BLOCK_J: tl.constexpr):
+                 UNIT: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_J: tl.constexpr):
     """The fixed tensor is addressed by (lane, j) (strides f, fixed_step), the indexed one by (lane, index)
     (strides g, indexed_step), the index by (lane, j) (strides h, index_step); j with index == skip is left out."""
     lanes = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     lane_in = lanes < L
-    fixed_lane = strided_offset(lanes, s1, s2, s3, f0, f1, f2, f3, 4)[None, :]
-    indexed_lane = strided_offset(lanes, s1, s2, s3, g0, g1, g2, g3, 4)[None, :]
+    if UNIT:  # lanes are one run of stride 1 in both tensors: contiguous rows the C compiler vectorizes
+        fixed_lane = lanes.to(tl.int64)[None, :]
+        indexed_lane = lanes.to(tl.int64)[None, :]
+    else:
+        fixed_lane = strided_offset(lanes, s1, s2, s3, f0, f1, f2, f3, 4)[None, :]
+        indexed_lane = strided_offset(lanes, s1, s2, s3, g0, g1, g2, g3, 4)[None, :]
     index_lane = strided_offset(lanes, s1, s2, s3, h0, h1, h2, h3, 4)[None, :]
     for start in range(tl.program_id(1) * BLOCK_J, N, BLOCK_J * tl.num_programs(1)):
         js = (start + tl.arange(0, BLOCK_J)).to(tl.int64)[:, None]  # tiles are (j, lane): lanes innermost
@@ -69,8 +73,8 @@ def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f
             tl.store(out_ptr + indexed, new.to(out_ptr.dtype.element_ty), mask=inside)
 
 
-@triton.jit(do_not_specialize=["P", "K"])
-def offsets_kernel(out_ptr, index_ptr, table_ptr, P, K, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["P", "K", "step_k", "step_p"])
+def offsets_kernel(out_ptr, index_ptr, table_ptr, P, K, step_k, step_p, BLOCK: tl.constexpr):
     """out[p] = sum over k of index[k, p] * stride[k], a negative index counted from the end of its dim."""
     ps = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = ps < P
@@ -78,7 +82,7 @@ def offsets_kernel(out_ptr, index_ptr, table_ptr, P, K, BLOCK: tl.constexpr):
     for k in range(K):
         size = tl.load(table_ptr + 2 * k)
         stride = tl.load(table_ptr + 2 * k + 1)
-        index = tl.load(index_ptr + k * P + ps, mask=inside, other=0).to(tl.int64)
+        index = tl.load(index_ptr + k * step_k + ps.to(tl.int64) * step_p, mask=inside, other=0).to(tl.int64)
         total += tl.where(index < 0, index + size, index) * stride
     tl.store(out_ptr + ps, total, mask=inside)
 
@@ -98,8 +102,10 @@ def strides_without(t: torch.Tensor, dim: int) -> tuple[list[int], int]:
 
 def lines(mode: str, out: torch.Tensor, source: torch.Tensor, index: torch.Tensor, shape: list[int], dim: int,
           fixed: tuple[list[int], int], indexed: tuple[list[int], int], index_strides: tuple[list[int], int],
-          skip: int = -1, alpha: float = 1) -> None:
-    """Run `lines_kernel` over `shape` (the index's), walking `dim`; each stride pair is (lane strides, dim stride)."""
+          skip: int = -1, alpha: float = 1, unique: bool = False) -> None:
+    """Run `lines_kernel` over `shape` (the index's), walking `dim`; each stride pair is (lane strides, dim stride).
+
+    Scatter modes walk j in order unless the index holds no repeats (`unique`): then j runs in parallel too."""
     lane_shape = shape[:dim] + shape[dim + 1:]
     N = shape[dim]
     L = 1
@@ -112,20 +118,22 @@ def lines(mode: str, out: torch.Tensor, source: torch.Tensor, index: torch.Tenso
     sizes, (f, g, h) = collapse(lane_shape, [fixed[0], indexed[0], index_strides[0]])
     if len(sizes) > MAX_RANK:
         raise Decline("more than 4 non-mergeable lane dims")
+    unit = len(sizes) == 1 and f[0] == 1 and g[0] == 1
     pad = MAX_RANK - len(sizes)
     sizes, f, g, h = [1] * pad + sizes, [0] * pad + f, [0] * pad + g, [0] * pad + h
     moving = mode in ("gather", "set")
     if moving:
         out, source = bits(out), bits(source)
     compute = compute_dtype(out.dtype)
-    if mode == "gather":
+    parallel = mode == "gather" or unique
+    if parallel:
         block_l, block_j = (128, 8) if L >= 16 else (1, 1024)
     else:
         block_l, block_j = (128, 1) if L > 1 else (1, 1)
-    grid = (triton.cdiv(L, block_l), min(triton.cdiv(N, block_j), 65535) if mode == "gather" else 1)
+    grid = (triton.cdiv(L, block_l), min(triton.cdiv(N, block_j), 65535) if parallel else 1)
     alpha = float(alpha) if out.dtype.is_floating_point else int(alpha)
     lines_kernel[grid](out, source, index, L, N, *sizes[1:], *f, *g, *h, fixed[1], indexed[1], index_strides[1], skip,
-                       alpha, MODE=mode, COMPUTE=compute, BLOCK_L=block_l, BLOCK_J=block_j)
+                       alpha, MODE=mode, COMPUTE=compute, UNIT=unit, BLOCK_L=block_l, BLOCK_J=block_j)
 
 
 def check_range(index: torch.Tensor, size: int, negative: bool = False) -> None:
@@ -390,6 +398,8 @@ class Advanced:
         if len(indices) > x.dim():
             raise Decline("too many indices: ATen's error")
         full: list[torch.Tensor | None] = []
+        tensors = [t for t in indices if t is not None]
+        self.unique = len(tensors) == 1 and tensors[0].dtype in (torch.bool, torch.uint8)  # one mask: no position twice
         for t in indices:
             if t is None:
                 full.append(None)
@@ -397,7 +407,8 @@ class Advanced:
                 d = len(full)
                 if t.dim() == 0 or list(t.shape) != list(x.shape[d:d + t.dim()]):
                     raise Decline("mask shape: ATen's error or its 0-dim mask rule")
-                full.extend(torch.nonzero(t).unbind(1))
+                self.mask_positions = torch.nonzero(t)  # (positions, mask dims), in range by construction
+                full.extend(self.mask_positions.unbind(1))
             else:
                 full.append(t)
         full += [None] * (x.dim() - len(full))
@@ -409,8 +420,9 @@ class Advanced:
             self.batch = list(torch.broadcast_shapes(*(t.shape for t in tensors)))
         except RuntimeError:
             raise Decline("index shapes do not broadcast: ATen's error") from None
-        for d, t in zip(self.dims, tensors):
-            check_range(t, x.shape[d], negative=True)
+        if not self.unique:
+            for d, t in zip(self.dims, tensors):
+                check_range(t, x.shape[d], negative=True)
         self.rest = [d for d in range(x.dim()) if d not in self.dims]
         self.adjacent = self.dims == list(range(self.dims[0], self.dims[-1] + 1))
         before = self.dims[0] if self.adjacent else 0
@@ -421,10 +433,14 @@ class Advanced:
             self.positions *= size
         self.offsets = torch.empty(self.positions, dtype=torch.int64)
         if self.positions:
-            stacked = torch.stack([t.expand(self.batch).reshape(-1).to(torch.int64) for t in tensors])
+            if self.unique:  # the mask's nonzero matrix as it is: (positions, k)
+                matrix, (step_k, step_p) = self.mask_positions, self.mask_positions.stride()[::-1]
+            else:
+                matrix = torch.stack([t.expand(self.batch).reshape(-1).to(torch.int64) for t in tensors])
+                step_k, step_p = matrix.stride()
             table = torch.tensor([[x.shape[d], x.stride(d)] for d in self.dims], dtype=torch.int64)
-            offsets_kernel[(triton.cdiv(self.positions, 1024),)](self.offsets, stacked, table, self.positions, len(tensors),
-                                                                 BLOCK=1024)
+            offsets_kernel[(triton.cdiv(self.positions, 1024),)](self.offsets, matrix, table, self.positions, len(tensors),
+                                                                 step_k, step_p, BLOCK=1024)
 
     def batch_first(self, t: torch.Tensor, view: bool = False) -> torch.Tensor:
         """A result-shaped tensor as (positions, *rest), B's dims merged: a view (or Decline), else maybe a copy."""
@@ -439,7 +455,7 @@ class Advanced:
         """Gather x into `moved` (mode gather) or put `moved` into x (set, add); `moved` is (positions, *rest)."""
         rest_strides = [x.stride(d) for d in self.rest]
         lines(mode, out, source, self.offsets, [self.positions, *moved.shape[1:]], 0, (list(moved.stride()[1:]), moved.stride(0)),
-              (rest_strides, 1), ([0] * len(self.rest), 1))
+              (rest_strides, 1), ([0] * len(self.rest), 1), unique=self.unique)
 
 
 def index(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
