@@ -1,10 +1,13 @@
-"""Version pins: tilebridge relies on internals of triton and torch, so it says so when others are found."""
+"""Version pins: tilebridge relies on internals of triton, tilelang and torch, so it says so when others are found."""
 from __future__ import annotations
 
 import warnings
 from importlib import metadata
 
-from tilebridge import SUPPORTED_VERSIONS
+from tilebridge import SUPPORTED_VERSIONS as _CORE_VERSIONS
+
+# tilelang's tile TIR (op names, region operands) changes between 0.1.x releases: its frontend is pinned too.
+SUPPORTED_VERSIONS = {**_CORE_VERSIONS, "tilelang": "0.1.15"}
 
 _checked = False
 

@@ -1,0 +1,147 @@
+"""TileLang kernels in the common GPU style (T.Kernel with threads, shared and fragment tiles,
+T.Parallel, T.Pipelined, T.copy, T.gemm, T.reduce_*), unmodified for the CPU. They live in a module
+file because TileLang's parser reads kernel source with `inspect`."""
+
+import tilelang
+import tilelang.language as T
+
+
+def elementwise_add(M, N, block_M, block_N, dtype="float32"):
+    """The plain form: each block guards its elements against the tensor's edge itself."""
+    @T.prim_func
+    def main(A: T.Tensor((M, N), dtype), B: T.Tensor((M, N), dtype), C: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=128) as (bx, by):
+            for i, j in T.Parallel(block_M, block_N):
+                y = by * block_M + i
+                x = bx * block_N + j
+                if y < M and x < N:
+                    C[y, x] = A[y, x] + B[y, x]
+    return main
+
+
+def elementwise_add_tiled(M, N, block_M, block_N, dtype="float32"):
+    """The tiled form: T.copy into fragments and back, its bounds checks at the edges."""
+    @T.prim_func
+    def main(A: T.Tensor((M, N), dtype), B: T.Tensor((M, N), dtype), C: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=128) as (bx, by):
+            a = T.alloc_fragment((block_M, block_N), dtype)
+            b = T.alloc_fragment((block_M, block_N), dtype)
+            c = T.alloc_fragment((block_M, block_N), dtype)
+            T.copy(A[by * block_M, bx * block_N], a)
+            T.copy(B[by * block_M, bx * block_N], b)
+            for i, j in T.Parallel(block_M, block_N):
+                c[i, j] = a[i, j] + b[i, j]
+            T.copy(c, C[by * block_M, bx * block_N])
+    return main
+
+
+@tilelang.jit(out_idx=[-1], target="tilebridge")
+def scale_rows(N, block_M, dtype="float32"):
+    """A symbolic row count (T.dynamic) and a scalar argument."""
+    M = T.dynamic("m")
+
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), scale: T.float32, Y: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+            tile = T.alloc_fragment((block_M, N), dtype)
+            T.copy(X[bx * block_M, 0], tile)
+            for i, j in T.Parallel(block_M, N):
+                tile[i, j] = tile[i, j] * scale
+            T.copy(tile, Y[bx * block_M, 0])
+    return main
+
+
+def softmax(M, N, block_M, dtype="float32"):
+    scale = 1.44269504  # log2(e)
+
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), Y: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+            x = T.alloc_fragment((block_M, N), dtype)
+            row_max = T.alloc_fragment((block_M,), dtype)
+            row_sum = T.alloc_fragment((block_M,), dtype)
+            T.copy(X[bx * block_M, 0], x)
+            T.reduce_max(x, row_max, dim=1)
+            for i, j in T.Parallel(block_M, N):
+                x[i, j] = T.exp2((x[i, j] - row_max[i]) * scale)
+            T.reduce_sum(x, row_sum, dim=1)
+            for i, j in T.Parallel(block_M, N):
+                x[i, j] = x[i, j] / row_sum[i]
+            T.copy(x, Y[bx * block_M, 0])
+    return main
+
+
+def rms_norm(M, N, block_M, eps=1e-6, dtype="float32"):
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), W: T.Tensor((N,), dtype), Y: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+            x = T.alloc_shared((block_M, N), dtype)
+            squares = T.alloc_fragment((block_M, N), dtype)
+            total = T.alloc_fragment((block_M,), dtype)
+            T.copy(X[bx * block_M:(bx + 1) * block_M, :], x)
+            for i, j in T.Parallel(block_M, N):
+                squares[i, j] = x[i, j] * x[i, j]
+            T.reduce_sum(squares, total, dim=1)
+            for i in T.Parallel(block_M):
+                total[i] = T.rsqrt(total[i] / N + eps)
+            for i, j in T.Parallel(block_M, N):
+                squares[i, j] = x[i, j] * total[i] * W[j]
+            T.copy(squares, Y[bx * block_M:(bx + 1) * block_M, :])
+    return main
+
+
+def column_stats(M, N, dtype="float32"):
+    """Reductions along dim 0, without clearing, and the abs/min kinds; T.if_then_else and T.fill."""
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), Out: T.Tensor((4, N), dtype)):
+        with T.Kernel(1, threads=128) as _:
+            x = T.alloc_fragment((M, N), dtype)
+            lowest = T.alloc_fragment((N,), dtype)
+            abs_total = T.alloc_fragment((N,), dtype)
+            total_plus_one = T.alloc_fragment((N,), dtype)
+            positive = T.alloc_fragment((N,), dtype)
+            T.copy(X, x)
+            T.reduce_min(x, lowest, dim=0)
+            T.reduce_abssum(x, abs_total, dim=0)
+            T.fill(total_plus_one, 1.0)
+            T.reduce_sum(x, total_plus_one, dim=0, clear=False)
+            for i, j in T.Parallel(M, N):
+                x[i, j] = T.if_then_else(x[i, j] > 0, x[i, j], T.cast(0, dtype))
+            T.reduce_max(x, positive, dim=0)
+            T.copy(lowest, Out[0, 0])
+            T.copy(abs_total, Out[1, 0])
+            T.copy(total_plus_one, Out[2, 0])
+            T.copy(positive, Out[3, 0])
+    return main
+
+
+def matmul(M, N, K, block_M=64, block_N=64, block_K=32, trans_B=False, dtype="float32", accum_dtype="float32"):
+    B_shape = (N, K) if trans_B else (K, N)
+    B_tile = (block_N, block_K) if trans_B else (block_K, block_N)
+
+    @T.prim_func
+    def main(A: T.Tensor((M, K), dtype), B: T.Tensor(B_shape, dtype), C: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=128) as (bx, by):
+            A_shared = T.alloc_shared((block_M, block_K), dtype)
+            B_shared = T.alloc_shared(B_tile, dtype)
+            C_local = T.alloc_fragment((block_M, block_N), accum_dtype)
+            T.clear(C_local)
+            for k in T.Pipelined(T.ceildiv(K, block_K), num_stages=3):
+                T.copy(A[by * block_M, k * block_K], A_shared)
+                if trans_B:
+                    T.copy(B[bx * block_N, k * block_K], B_shared)
+                else:
+                    T.copy(B[k * block_K, bx * block_N], B_shared)
+                T.gemm(A_shared, B_shared, C_local, transpose_B=trans_B)
+            T.copy(C_local, C[by * block_M, bx * block_N])
+    return main
+
+
+def thread_indexed(N):
+    """SIMT style: one element per thread through T.get_thread_binding, which the CPU backend refuses."""
+    @T.prim_func
+    def main(X: T.Tensor((N,), "float32")):
+        with T.Kernel(1, threads=N) as _:
+            tx = T.get_thread_binding()
+            X[tx] = X[tx] * 2.0
+    return main

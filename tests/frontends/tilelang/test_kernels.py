@@ -1,0 +1,116 @@
+"""TileLang GPU-style kernels run unmodified through tilebridge, against torch references on random
+inputs; outputs are poisoned with NaN first so an unwritten element shows."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("tilelang", reason="tilelang 0.1.15 is not installed (pip install --no-deps tilelang==0.1.15, "
+                                       "then its pure-Python dependencies)")
+
+import tilelang  # noqa: E402
+import torch  # noqa: E402
+
+import tilebridge.frontends.tilelang as tilebridge_tilelang  # noqa: E402
+from tests.frontends.tilelang import kernels  # noqa: E402
+
+
+def randn(*shape, seed=0, dtype=torch.float32):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+def poisoned(*shape, dtype=torch.float32):
+    return torch.full(shape, float("nan"), dtype=dtype)
+
+
+@pytest.mark.parametrize("make", [kernels.elementwise_add, kernels.elementwise_add_tiled])
+@pytest.mark.parametrize("M, N", [(100, 70), (64, 64), (1, 33)])
+def test_elementwise_add(make, M: int, N: int) -> None:
+    kernel = tilebridge_tilelang.compile(make(M, N, 32, 32), out_idx=[2])
+    a, b = randn(M, N, seed=1), randn(M, N, seed=2)
+    torch.testing.assert_close(kernel(a, b), a + b)
+    c = poisoned(M, N)
+    kernel(a, b, c)  # every parameter passed: the output is written in place
+    torch.testing.assert_close(c, a + b)
+
+
+def test_target_names_and_activate_route_tilelang_compile_here() -> None:
+    func = kernels.elementwise_add_tiled(50, 40, 16, 32)
+    a, b = randn(50, 40, seed=3), randn(50, 40, seed=4)
+    for target in ("tilebridge", "cpu"):
+        kernel = tilelang.compile(func, out_idx=[-1], target=target)
+        assert isinstance(kernel, tilebridge_tilelang.TileBridgeKernel)
+        torch.testing.assert_close(kernel(a, b), a + b)
+    tilebridge_tilelang.activate()
+    try:
+        kernel = tilelang.compile(func, out_idx=[-1])
+        assert isinstance(kernel, tilebridge_tilelang.TileBridgeKernel)
+    finally:
+        tilebridge_tilelang.deactivate()
+    source = kernel.get_kernel_source()
+    assert "tl_main_launch" in source and "#pragma omp simd" in source
+
+
+def test_jit_with_symbolic_rows_and_scalar() -> None:
+    kernel = kernels.scale_rows(33, 8)
+    for rows in (50, 7, 1):
+        x = randn(rows, 33, seed=rows)
+        torch.testing.assert_close(kernel(x, 2.5), x * 2.5)
+
+
+@pytest.mark.parametrize("M, N, block_M", [(100, 60, 8), (7, 128, 4)])
+def test_softmax(M: int, N: int, block_M: int) -> None:
+    kernel = tilebridge_tilelang.compile(kernels.softmax(M, N, block_M), out_idx=[1])
+    x = randn(M, N, seed=5) * 4
+    torch.testing.assert_close(kernel(x), torch.softmax(x, dim=-1))
+
+
+def test_rms_norm() -> None:
+    M, N = 90, 96
+    kernel = tilebridge_tilelang.compile(kernels.rms_norm(M, N, 4), out_idx=[2])
+    x, w = randn(M, N, seed=6), randn(N, seed=7)
+    y = poisoned(M, N)
+    kernel(x, w, y)
+    torch.testing.assert_close(y, x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w)
+
+
+def test_column_reductions() -> None:
+    M, N = 24, 40
+    kernel = tilebridge_tilelang.compile(kernels.column_stats(M, N), out_idx=[1])
+    x = randn(M, N, seed=8)
+    expected = torch.stack([x.amin(0), x.abs().sum(0), x.sum(0) + 1.0, x.clamp_min(0).amax(0)])
+    torch.testing.assert_close(kernel(x), expected)
+
+
+@pytest.mark.parametrize("M, N, K, trans_B", [(256, 256, 256, False), (200, 130, 100, False), (130, 72, 96, True)])
+def test_gemm(M: int, N: int, K: int, trans_B: bool) -> None:
+    kernel = tilebridge_tilelang.compile(kernels.matmul(M, N, K, 64, 64, 32, trans_B=trans_B), out_idx=[2])
+    a = randn(M, K, seed=9)
+    b = randn(N, K, seed=10) if trans_B else randn(K, N, seed=10)
+    c = poisoned(M, N)
+    kernel(a, b, c)
+    torch.testing.assert_close(c, a @ (b.T if trans_B else b), rtol=1e-4, atol=1e-4)
+    assert "tb_dot_f32" in kernel.get_kernel_source()
+
+
+def test_gemm_half_inputs_accumulate_in_float() -> None:
+    M, N, K = 96, 64, 80
+    kernel = tilebridge_tilelang.compile(kernels.matmul(M, N, K, 32, 32, 32, dtype="float16"), out_idx=[2])
+    a, b = randn(M, K, seed=11, dtype=torch.float16), randn(K, N, seed=12, dtype=torch.float16)
+    expected = (a.float() @ b.float()).half()
+    torch.testing.assert_close(kernel(a, b), expected, rtol=2e-3, atol=2e-3)
+
+
+def test_thread_binding_is_refused_by_name() -> None:
+    with pytest.raises(tilebridge_tilelang.UnsupportedConstruct, match="T.get_thread_binding"):
+        tilebridge_tilelang.compile(kernels.thread_indexed(64))
+
+
+def test_launch_checks_arguments() -> None:
+    kernel = tilebridge_tilelang.compile(kernels.elementwise_add(16, 16, 16, 16), out_idx=[2])
+    a = randn(16, 16)
+    with pytest.raises(RuntimeError, match="shape"):
+        kernel(a, randn(16, 8))
+    with pytest.raises(RuntimeError, match="dtype"):
+        kernel(a, a.double())
+    with pytest.raises(RuntimeError, match="strides"):
+        kernel(a, randn(16, 16).T)

@@ -1,0 +1,277 @@
+"""TileLang tile operators (`tl.tileop.*` calls over `tl.region` operands) → loops over program buffers.
+
+A region is a buffer, a start index per dimension and a static extent per dimension. Copies match the
+two regions' non-unit extents (`T.copy(A[by * bm, k * bk], A_s)` copies a (bm, bk) window), guard
+global accesses with the tensor's bounds (reads outside give 0, writes outside are dropped, as on the
+GPU), and keep the last dimension innermost so the loop vectorizes. `T.gemm` in fp32 calls the runtime
+header's tile product `tb_dot_f32` on row-major buffers; operands in any other form are copied into
+such buffers first.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tilebridge.frontends.tilelang.exprs import UnsupportedConstruct, constant
+from tilebridge.ir import nodes as n
+from tilebridge.ir.types import is_float
+
+I32 = "i32"
+
+
+@dataclass
+class Region:
+    buffer: object  # the tvm Buffer
+    starts: list  # IR expressions
+    extents: list  # ints
+
+    @property
+    def shape(self) -> tuple:
+        """The extents that are not 1: how a copy or fill walks the region."""
+        return tuple(e for e in self.extents if e != 1)
+
+
+def static(value, what: str) -> int:
+    if type(value).__name__ != "IntImm":
+        raise UnsupportedConstruct(f"{what} must be a compile-time constant, got {value}")
+    return int(value.value)
+
+
+class TileOpLowering:
+    """Mixed into the kernel lowering (which provides expr, load, store, lookup, emit, nested, fresh)."""
+
+    def region(self, arg) -> Region:
+        kind = type(arg).__name__
+        if kind == "Call" and arg.op.name == "tl.region":
+            load = arg.args[0]
+            extents = [static(e, "a tile extent") for e in arg.args[2:]]
+            indices = list(load.indices)
+            # The extents cover the trailing dimensions; leading ones are single elements.
+            extents = [1] * (len(indices) - len(extents)) + extents
+            return Region(load.buffer, [self.expr(i) for i in indices], extents)
+        if kind == "BufferRegion":
+            return Region(arg.buffer, [self.expr(r.min) for r in arg.region],
+                          [static(r.extent, "a tile extent") for r in arg.region])
+        if kind == "BufferLoad":
+            return Region(arg.buffer, [self.expr(i) for i in arg.indices], [1] * len(arg.indices))
+        raise UnsupportedConstruct(f"tile operand {arg} is not a buffer region")
+
+    def is_global(self, region: Region) -> bool:
+        return region.buffer.data in self.globals
+
+    def loop_nest(self, shape: tuple, body_fn) -> None:
+        """Loops over `shape`, the last one vectorizable; `body_fn(indices)` emits the body."""
+        idx = [n.Var(self.fresh("i"), I32) for _ in shape]
+        body = self.nested(lambda: body_fn(idx))
+        for k in reversed(range(len(shape))):
+            body = [n.For(idx[k], n.Const(0, I32), n.Const(shape[k], I32), n.Const(1, I32), body,
+                          vectorize=k == len(shape) - 1)]
+        self.stmts.extend(body)
+
+    def element(self, region: Region, idx: list) -> tuple[list, n.Expr | None]:
+        """Full indices of the region's element at walk position `idx`, and the in-bounds condition
+        for a global buffer (None when no check applies)."""
+        full, k = [], 0
+        for start, extent in zip(region.starts, region.extents):
+            if extent == 1:
+                full.append(start)
+            else:
+                full.append(idx[k] if isinstance(start, n.Const) and start.value == 0 else n.Binary("add", start, idx[k], I32))
+                k += 1
+        if not self.is_global(region):
+            return full, None
+        shape = self.lookup(region.buffer).shape
+        cond = None
+        for i, extent, dim in zip(full, region.extents, shape):
+            if extent == 1 and isinstance(i, n.Const):
+                continue
+            term = n.Binary("lt", i, dim if dim.dtype == I32 else n.Cast(dim, I32), "i1")
+            cond = term if cond is None else n.Binary("and", cond, term, "i1")
+        return full, cond
+
+    def dtype_of(self, region: Region) -> str:
+        target = self.lookup(region.buffer)
+        return target.dtype if hasattr(target, "pointer") else target.buffer.dtype
+
+    # ---- tile operators ----
+    def op_copy(self, call) -> None:
+        src, dst = self.region(call.args[0]), self.region(call.args[1])
+        if src.shape != dst.shape:
+            if math.prod(src.shape) != math.prod(dst.shape):
+                raise UnsupportedConstruct(f"T.copy between regions of shapes {src.extents} and {dst.extents}")
+            raise UnsupportedConstruct(f"T.copy that reshapes {src.extents} into {dst.extents} is not supported yet")
+        dst_dtype = self.dtype_of(dst)
+
+        def body(idx):
+            src_index, src_ok = self.element(src, idx)
+            dst_index, dst_ok = self.element(dst, idx)
+            value = self.load(src.buffer, src_index)
+            value = value if value.dtype == dst_dtype else n.Cast(value, dst_dtype)
+            if src_ok is not None:
+                value = n.Select(src_ok, value, constant(0, dst_dtype), dst_dtype)
+            write = self.store(dst.buffer, dst_index, value)
+            self.emit(write if dst_ok is None else n.If(dst_ok, [write]))
+        self.loop_nest(src.shape, body)
+
+    def op_fill(self, call) -> None:
+        dst = self.region(call.args[0])
+        dtype = self.dtype_of(dst)
+        value = self.expr(call.args[1])
+        value = value if value.dtype == dtype else n.Cast(value, dtype)
+
+        def body(idx):
+            index, ok = self.element(dst, idx)
+            write = self.store(dst.buffer, index, value)
+            self.emit(write if ok is None else n.If(ok, [write]))
+        self.loop_nest(dst.shape, body)
+
+    def op_reduce(self, call) -> None:
+        """`out[...] = combine over dim of src[...]`; without `clear` the old `out` joins the reduction."""
+        src, dst = self.region(call.args[0]), self.region(call.args[1])
+        kind, dim, clear = str(call.args[2].value), static(call.args[3], "the reduce dim"), static(call.args[4], "clear")
+        if kind not in REDUCTIONS:
+            raise UnsupportedConstruct(f"T.reduce of kind {kind!r} is not supported by tilebridge's CPU backend")
+        if self.is_global(src) or self.is_global(dst):
+            raise UnsupportedConstruct("T.reduce over a global buffer: copy it into a fragment first")
+        shape = tuple(src.extents)
+        kept = shape[:dim] + shape[dim + 1:]
+        dtype = self.dtype_of(dst)
+        identity, combine, transform = REDUCTIONS[kind]
+
+        def body(out_idx):
+            acc = n.Var(self.fresh("acc"), dtype)
+            dst_index, _ = self.element(dst, [i for i, e in zip(out_idx, kept) if e != 1])
+            self.emit(n.Declare(acc, constant(identity(dtype), dtype) if clear else self.load(dst.buffer, dst_index)))
+            r = n.Var(self.fresh("r"), I32)
+            full = list(out_idx[:dim]) + [r] + list(out_idx[dim:])
+            src_index, _ = self.element(src, [i for i, e in zip(full, shape) if e != 1])
+            value = self.load(src.buffer, src_index)
+            value = transform(value if value.dtype == dtype else n.Cast(value, dtype), dtype)
+            step = n.Assign(acc, combine(acc, value, dtype))
+            self.emit(n.For(r, n.Const(0, I32), n.Const(shape[dim], I32), n.Const(1, I32), [step]))
+            self.emit(self.store(dst.buffer, dst_index, acc))
+        # Every kept dimension gets a loop (extent-1 ones too), so positions line up with `kept`.
+        loops = [n.Var(self.fresh("i"), I32) for _ in kept]
+        inner = self.nested(lambda: body(loops))
+        for k in reversed(range(len(kept))):
+            inner = [n.For(loops[k], n.Const(0, I32), n.Const(kept[k], I32), n.Const(1, I32), inner)]
+        self.stmts.extend(inner)
+
+    def op_gemm(self, call) -> None:
+        """C (M, N) += op(A) (M, K) @ op(B) (K, N), op a transpose where the flag says so."""
+        a, b, c = (self.region(x) for x in call.args[:3])
+        trans_a, trans_b = static(call.args[3], "transpose_A"), static(call.args[4], "transpose_B")
+        M, N, K = (static(x, "a gemm size") for x in call.args[5:8])
+        acc = self.dtype_of(c)
+        if acc not in DOT_KERNELS:
+            raise UnsupportedConstruct(f"T.gemm accumulating in {acc} is not supported by tilebridge's CPU backend")
+        A = self.gemm_operand(a, (M, K), trans_a, acc, "gemm_a")
+        B = self.gemm_operand(b, (K, N), trans_b, acc, "gemm_b")
+        C = self.row_major(c, (M, N), acc)
+        into = C if C is not None else n.Buffer(self.fresh("gemm_c"), acc, M * N)
+        if C is None:
+            self.buffers.append(into)
+        clear = call.args[9]
+        zero_loop = self.nested(lambda: self.loop_nest((M * N,), lambda idx: self.emit(
+            n.BufWrite(into, idx[0], constant(0, acc)))))
+        if C is None:  # the accumulator lives elsewhere: bring it in, multiply, write it back
+            self.copy_region(c, into, (M, N), False, to_buffer=True)
+        if type(clear).__name__ == "IntImm":
+            if clear.value:
+                self.stmts.extend(zero_loop)
+        else:
+            self.emit(n.If(self.expr(clear), zero_loop))
+        self.emit(n.Intrinsic(DOT_KERNELS[acc], (n.Const(M, I32), n.Const(N, I32), n.Const(K, I32), A, B, into)))
+        if C is None:
+            self.copy_region(c, into, (M, N), False, to_buffer=False)
+
+    def row_major(self, region: Region, shape: tuple, dtype: str) -> n.Buffer | None:
+        """The program buffer that holds `region` exactly, row-major, as `dtype` (a whole local buffer), or None."""
+        target = self.locals.get(region.buffer.data)
+        if (target is None or target.buffer.dtype != dtype or tuple(d for d in target.shape if d != 1) != shape
+                or not all(isinstance(s, n.Const) and s.value == 0 for s in region.starts)):
+            return None
+        return target.buffer
+
+    def gemm_operand(self, region: Region, shape: tuple, transposed: bool, dtype: str, stem: str) -> n.Buffer:
+        if not transposed:
+            direct = self.row_major(region, shape, dtype)
+            if direct is not None:
+                return direct
+        buf = n.Buffer(self.fresh(stem), dtype, shape[0] * shape[1])
+        self.buffers.append(buf)
+        self.copy_region(region, buf, shape, transposed, to_buffer=True)
+        return buf
+
+    def copy_region(self, region: Region, buf: n.Buffer, shape: tuple, transposed: bool, to_buffer: bool) -> None:
+        """Copy a 2-D region into (or out of) a row-major (rows, cols) buffer; a transposed region
+        holds the matrix as (cols, rows) and is walked in its own order, so its reads stay contiguous."""
+        rows, cols = shape
+        walk = (cols, rows) if transposed else (rows, cols)
+        if region.shape != walk and math.prod(region.shape) != rows * cols:
+            raise UnsupportedConstruct(f"T.gemm operand of extents {region.extents} does not match {shape}")
+        if len(region.shape) != 2:
+            raise UnsupportedConstruct(f"T.gemm operand of extents {region.extents} is not a matrix")
+
+        def body(idx):
+            index, ok = self.element(region, idx)
+            r, c = (idx[1], idx[0]) if transposed else (idx[0], idx[1])
+            position = n.Binary("add", n.Binary("mul", r, n.Const(cols, I32), I32), c, I32)
+            if to_buffer:
+                value = self.load(region.buffer, index)
+                value = value if value.dtype == buf.dtype else n.Cast(value, buf.dtype)
+                if ok is not None:
+                    value = n.Select(ok, value, constant(0, buf.dtype), buf.dtype)
+                self.emit(n.BufWrite(buf, position, value))
+            else:
+                write = self.store(region.buffer, index, n.BufRead(buf, position))
+                self.emit(write if ok is None else n.If(ok, [write]))
+        self.loop_nest(walk, body)
+
+
+DOT_KERNELS = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}
+
+
+def lowest(dtype: str):
+    return -math.inf if is_float(dtype) else -(1 << (8 * {"i8": 1, "i16": 2, "i32": 4, "i64": 8}[dtype] - 1))
+
+
+def highest(dtype: str):
+    return math.inf if is_float(dtype) else (1 << (8 * {"i8": 1, "i16": 2, "i32": 4, "i64": 8}[dtype] - 1)) - 1
+
+
+def _max(a, b, dtype):
+    return n.Binary("fmax" if is_float(dtype) else "max", a, b, dtype)
+
+
+def _min(a, b, dtype):
+    return n.Binary("fmin" if is_float(dtype) else "min", a, b, dtype)
+
+
+def _abs(x, dtype):
+    return n.Unary("abs" if is_float(dtype) else "iabs", x, dtype)
+
+
+def _same(x, dtype):
+    return x
+
+
+# kind → (identity(dtype), combine(acc, x, dtype), transform(x, dtype))
+REDUCTIONS = {
+    "sum": (lambda d: 0, lambda a, x, d: n.Binary("add", a, x, d), _same),
+    "abssum": (lambda d: 0, lambda a, x, d: n.Binary("add", a, x, d), _abs),
+    "max": (lowest, _max, _same),
+    "absmax": (lambda d: 0, _max, _abs),
+    "min": (highest, _min, _same),
+    "bitand": (lambda d: -1, lambda a, x, d: n.Binary("and", a, x, d), _same),
+    "bitor": (lambda d: 0, lambda a, x, d: n.Binary("or", a, x, d), _same),
+    "bitxor": (lambda d: 0, lambda a, x, d: n.Binary("xor", a, x, d), _same),
+}
+
+TILE_OPS = {
+    "tl.tileop.copy": TileOpLowering.op_copy,
+    "tl.tileop.fill": TileOpLowering.op_fill,
+    "tl.tileop.reduce": TileOpLowering.op_reduce,
+    "tl.tileop.gemm": TileOpLowering.op_gemm,
+    "tl.tileop.gemm_py": TileOpLowering.op_gemm,
+}
