@@ -43,7 +43,7 @@ def _loss(x, y, LOSS: tl.constexpr):
 @triton.jit(do_not_specialize=["n", "chunk", "has_weight", "reduce"])
 def elementwise_loss_kernel(x_ptr, y_ptr, w_ptr, out_ptr, partial_ptr, bad_ptr, n, chunk, has_weight, reduce,
                             LOSS: tl.constexpr, BLOCK: tl.constexpr):
-    """Losses of elements [pid * chunk, (pid + 1) * chunk): stored (REDUCE false) or summed into partial[pid]."""
+    """Losses of elements [pid * chunk, (pid + 1) * chunk): stored (reduce 0) or summed into partial[pid]."""
     pid = tl.program_id(0)
     total = tl.zeros([BLOCK], tl.float32)
     bad_count = tl.zeros([BLOCK], tl.int32)
