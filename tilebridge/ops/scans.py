@@ -102,11 +102,13 @@ def _pick_smaller(a, b):
     return tl.where((a < b) | (b != b), a, b)
 
 
-@triton.jit(do_not_specialize=["N", "K", "sm", "sn", "sk", "limit", "vm", "vn", "vk", "im", "jn", "ik", "largest"])
-def select_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, limit, vm, vn, vk, im, jn, ik, largest,
-                  KEY: tl.constexpr, BLOCK: tl.constexpr):
-    """topk for a small k in O(k N): step j picks the best element ordered after step j - 1's pick (value, then
-    index); ties[line] tells if a picked value occurs twice in the line (then ATen's order would show)."""
+@triton.jit(do_not_specialize=["N", "K", "sm", "sn", "sk", "limit", "steps", "vm", "vn", "vk", "im", "jn", "ik",
+                               "largest"])
+def select_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, limit, steps, vm, vn, vk, im, jn, ik,
+                  largest, KEY: tl.constexpr, BLOCK: tl.constexpr):
+    """topk for a small k in O(k N): each step is one pass that picks the best element ordered after the previous
+    pick (value, then index). It takes one pick more than k where it can: equal neighbours among the picks are
+    exactly the ties that would show ATen's own order, reported in ties[line]."""
     m = tl.program_id(0).to(tl.int64)
     k = tl.program_id(1).to(tl.int64)
     base = x_ptr + m * sm + k * sk
@@ -117,33 +119,35 @@ def select_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, li
     previous = tl.load(base).to(KEY)  # step 0 takes every element as a candidate
     previous_index = -1
     tied = 0
-    for step in range(0, limit):
+    for step in range(0, steps):
         best = tl.full([BLOCK], 0, KEY) + worst
+        best_index = tl.full([BLOCK], N, tl.int32)
         for start in range(0, N, BLOCK):
             i = start + tl.arange(0, BLOCK)
             x = tl.load(base + i.to(tl.int64) * sn, mask=i < N, other=0).to(KEY)
-            after = (_ordered_after(x, i, previous, previous_index, largest) | (step == 0)) & (i < N)
-            candidate = tl.where(after, x, worst)
-            best = tl.where(largest != 0, _pick_larger(best, candidate), _pick_smaller(best, candidate))
+            candidate = (_ordered_after(x, i, previous, previous_index, largest) | (step == 0)) & (i < N)
+            x_nan = x != x
+            best_nan = best != best
+            if largest != 0:
+                better = (x > best) | (x_nan & ~best_nan)
+            else:
+                better = (x < best) | (best_nan & ~x_nan)
+            take = candidate & (better | (best_index == N))  # in a lane, later equal values never replace earlier
+            best = tl.where(take, x, best)
+            best_index = tl.where(take, i, best_index)
         if largest != 0:
             winner = tl.reduce(best, 0, _pick_larger)
         else:
             winner = tl.reduce(best, 0, _pick_smaller)
-        first = tl.full([BLOCK], N, tl.int32)
-        equal = tl.zeros([BLOCK], tl.int32)
-        for start in range(0, N, BLOCK):
-            i = start + tl.arange(0, BLOCK)
-            x = tl.load(base + i.to(tl.int64) * sn, mask=i < N, other=0).to(KEY)
-            same = ((x == winner) | ((x != x) & (winner != winner))) & (i < N)
-            after = _ordered_after(x, i, previous, previous_index, largest) | (step == 0)
-            first = tl.minimum(first, tl.where(same & after, i, N))
-            equal += same.to(tl.int32)
-        previous_index = tl.min(first, 0)
+        same = (best == winner) | ((best != best) & (winner != winner))
+        index = tl.min(tl.where(same & (best_index < N), best_index, N), 0)
+        if step > 0:
+            tied = tl.maximum(tied, ((winner == previous) | ((winner != winner) & (previous != previous))).to(tl.int32))
         previous = winner
-        tied = tl.maximum(tied, (tl.sum(equal, 0) > 1).to(tl.int32))
-        raw = tl.load(base + previous_index.to(tl.int64) * sn)
-        tl.store(values_ptr + m * vm + k * vk + step * vn, raw)
-        tl.store(indices_ptr + m * im + k * ik + step * jn, previous_index.to(tl.int64))
+        previous_index = index
+        if step < limit:
+            tl.store(values_ptr + m * vm + k * vk + step * vn, tl.load(base + index.to(tl.int64) * sn))
+            tl.store(indices_ptr + m * im + k * ik + step * jn, index.to(tl.int64))
     tl.store(ties_ptr + m * K + k, tied)
 
 
@@ -259,14 +263,14 @@ def _rank_sort(x: torch.Tensor, dim: int, limit: int, descending: bool, values: 
 
 
 def _select(x: torch.Tensor, dim: int, limit: int, largest: bool, values: torch.Tensor, indices: torch.Tensor) -> bool:
-    """topk by repeated selection into values/indices; True if a picked value occurs twice in its line."""
+    """topk by repeated selection into values/indices; True if ties among the picks (or at the k-th) would show."""
     view, M, N, K, (sm, sn, sk) = as_mnk(x, [dim])
     value_target, (vm, vn, vk) = _target(values, dim)
     index_target, (im, jn, ik) = _target(indices, dim)
     ties = torch.empty(M * K, dtype=torch.int32)
     key = tl.float32 if x.dtype.is_floating_point else tl.int64
-    select_kernel[(M, K)](view, value_target, index_target, ties, N, K, sm, sn, sk, limit, vm, vn, vk, im, jn, ik,
-                          int(largest), KEY=key, BLOCK=256)
+    select_kernel[(M, K)](view, value_target, index_target, ties, N, K, sm, sn, sk, limit, min(limit + 1, N), vm, vn, vk,
+                          im, jn, ik, int(largest), KEY=key, BLOCK=256)
     for target, out in ((value_target, values), (index_target, indices)):
         if target is not out:
             out.copy_(target)
