@@ -145,3 +145,22 @@ def thread_indexed(N):
             tx = T.get_thread_binding()
             X[tx] = X[tx] * 2.0
     return main
+
+
+def column_sums_atomic(M, N, block_M, dtype="float32"):
+    """Each block reduces its rows and adds the partial column sums into the output with a tile atomic;
+    a per-block scalar total goes through an element atomic (split-K style accumulation)."""
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), Sums: T.Tensor((N,), dtype), Total: T.Tensor((1,), dtype)):
+        with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+            x = T.alloc_fragment((block_M, N), dtype)
+            partial = T.alloc_fragment((N,), dtype)
+            total = T.alloc_var(dtype)
+            T.copy(X[bx * block_M, 0], x)
+            T.reduce_sum(x, partial, dim=0)
+            T.atomic_add(Sums, partial)
+            total = 0.0
+            for j in T.serial(N):
+                total += partial[j]
+            T.atomic_add(Total[0], total)
+    return main

@@ -114,3 +114,13 @@ def test_launch_checks_arguments() -> None:
         kernel(a, a.double())
     with pytest.raises(RuntimeError, match="strides"):
         kernel(a, randn(16, 16).T)
+
+
+def test_atomic_accumulation_across_programs() -> None:
+    M, N = 300, 48
+    kernel = tilebridge_tilelang.compile(kernels.column_sums_atomic(M, N, 16))
+    x = randn(M, N, seed=13)
+    sums, total = torch.zeros(N), torch.zeros(1)
+    kernel(x, sums, total)
+    torch.testing.assert_close(sums, x.sum(0), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(total, x.sum().reshape(1), rtol=1e-4, atol=1e-3)

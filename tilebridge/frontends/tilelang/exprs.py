@@ -113,10 +113,14 @@ class ExpressionLowering:
         if name in BINARY_CALLS:
             a, b = (n.Cast(self.expr(x), dtype) for x in e.args)
             return n.Binary(BINARY_CALLS[name], a, b, dtype)
-        handler = CALLS.get(name)
+        handler = CALLS.get(name) or self.returning_calls().get(name)
         if handler is None:
             raise UnsupportedConstruct(f"TileLang call {name!r} ({e}) is not supported by tilebridge's CPU backend")
         return handler(self, e, dtype)
+
+    def returning_calls(self) -> dict:
+        from tilebridge.frontends.tilelang.tileops import ATOMIC_RETURNING
+        return ATOMIC_RETURNING
 
     def call_if_then_else(self, e, dtype: str) -> n.Expr:
         cond, a, b = (self.expr(x) for x in e.args)

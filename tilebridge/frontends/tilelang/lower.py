@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from tilebridge.frontends.tilelang.exprs import ExpressionLowering, UnsupportedConstruct, ir_dtype
-from tilebridge.frontends.tilelang.tileops import TILE_OPS, TileOpLowering
+from tilebridge.frontends.tilelang.tileops import ATOMIC_RETURNING, TILE_OPS, TileOpLowering
 from tilebridge.ir import nodes as n
 from tilebridge.ir.passes import optimize
 
@@ -283,6 +283,8 @@ class Lowering(ExpressionLowering, TileOpLowering):
             return
         name = getattr(value.op, "name", str(value.op))
         handler = TILE_OPS.get(name)
+        if handler is None and name in ATOMIC_RETURNING:  # the previous value is not used
+            handler = lambda self, call: self.expr(call)  # noqa: E731
         if handler is None:
             raise UnsupportedConstruct(f"TileLang operation {name!r} ({construct_name(name)}) is not supported by "
                                        f"tilebridge's CPU backend:\n  {value}")

@@ -185,6 +185,58 @@ class TileOpLowering:
         if C is None:
             self.copy_region(c, into, (M, N), False, to_buffer=False)
 
+    # ---- atomics: programs run on many threads at once, so updates of global memory stay atomic ----
+    def atomic_update(self, kind: str, buffer, index: list, value: n.Expr, result: n.Var | None = None) -> None:
+        """`buffer[index] = combine(buffer[index], value)`: an atomic instruction on global memory, a plain
+        read-modify-write on a program buffer (only its own program sees it)."""
+        target = self.lookup(buffer)
+        dtype = self.dtype_of(Region(buffer, [], []))
+        value = value if value.dtype == dtype else n.Cast(value, dtype)
+        if hasattr(target, "pointer"):
+            op = "fadd" if kind == "add" and is_float(dtype) else kind
+            self.emit(n.Atomic(op, self.address(target, index), value, result))
+            return
+        old = self.load(buffer, index)
+        if result is not None:
+            self.emit(n.Assign(result, old))
+        combine = {"add": lambda a, b: n.Binary("add", a, b, dtype), "max": lambda a, b: _max(a, b, dtype),
+                   "min": lambda a, b: _min(a, b, dtype)}[kind]
+        self.emit(self.store(buffer, index, combine(old, value)))
+
+    def op_atomic_element(self, call, kind: str, returns: bool = False) -> n.Expr | None:
+        """`T.atomic_add(dst[i], v)` on one element: `tl.atomic_*_elem_op(T.access_ptr(dst[i]), v)`."""
+        pointer = call.args[0]
+        if type(pointer).__name__ != "Call" or pointer.op.name != "tl.access_ptr":
+            raise UnsupportedConstruct(f"atomic on {pointer}: only T.access_ptr destinations are supported")
+        load = pointer.args[0]
+        index = [self.expr(i) for i in load.indices]
+        result = None
+        if returns:
+            result = n.Var(self.fresh("old"), self.dtype_of(Region(load.buffer, [], [])))
+            self.emit(n.Declare(result))
+        self.atomic_update(kind, load.buffer, index, self.expr(call.args[1]), result)
+        return result
+
+    def op_atomic_tile(self, call, kind: str) -> None:
+        """`T.atomic_add(dst_tile, src_tile_or_scalar)`: one atomic update per element of the region."""
+        value_arg, dst = call.args[0], self.region(call.args[1])
+        src = self.region(value_arg) if type(value_arg).__name__ in ("Call", "BufferRegion") and (
+            type(value_arg).__name__ == "BufferRegion" or value_arg.op.name == "tl.region") else None
+        if src is not None and src.shape != dst.shape:
+            raise UnsupportedConstruct(f"T.atomic_{kind} between regions of extents {src.extents} and {dst.extents}")
+        scalar = self.expr(value_arg) if src is None else None
+
+        def body(idx):
+            index, ok = self.element(dst, idx)
+            if src is not None:
+                src_index, src_ok = self.element(src, idx)
+                value = self.load(src.buffer, src_index)
+            else:
+                value = scalar
+            update = self.nested(lambda: self.atomic_update(kind, dst.buffer, index, value))
+            self.stmts.extend(update if ok is None else [n.If(ok, update)])
+        self.loop_nest(dst.shape, body)
+
     def row_major(self, region: Region, shape: tuple, dtype: str) -> n.Buffer | None:
         """The program buffer that holds `region` exactly, row-major, as `dtype` (a whole local buffer), or None."""
         target = self.locals.get(region.buffer.data)
@@ -274,4 +326,13 @@ TILE_OPS = {
     "tl.tileop.reduce": TileOpLowering.op_reduce,
     "tl.tileop.gemm": TileOpLowering.op_gemm,
     "tl.tileop.gemm_py": TileOpLowering.op_gemm,
+    **{f"tl.tileop.atomic{kind}": (lambda kind: lambda self, call: self.op_atomic_tile(call, kind))(kind)
+       for kind in ("add", "max", "min")},
+    **{f"tl.atomic_{kind}_elem_op": (lambda kind: lambda self, call: self.op_atomic_element(call, kind))(kind)
+       for kind in ("add", "max", "min")},
 }
+
+# Atomics that return the previous value are expressions (`old = T.atomic_add(x[i], v, return_prev=True)`).
+ATOMIC_RETURNING = {f"tl.atomic_{kind}_ret_elem_op": (lambda kind: lambda self, call, dtype:
+                                                         self.op_atomic_element(call, kind, returns=True))(kind)
+                    for kind in ("add", "max", "min")}
