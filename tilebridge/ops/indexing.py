@@ -33,7 +33,7 @@ _INTS = ["L", "N", "s1", "s2", "s3", "f0", "f1", "f2", "f3", "g0", "g1", "g2", "
          "fixed_step", "indexed_step", "index_step", "skip", "alpha"]
 
 
-@triton.jit(do_not_specialize=_INTS)
+@triton.jit(do_not_specialize=_INTS, do_not_specialize_on_alignment=["out_ptr", "source_ptr", "index_ptr"])
 def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f3, g0, g1, g2, g3, h0, h1, h2, h3,
                  fixed_step, indexed_step, index_step, skip, alpha, MODE: tl.constexpr, COMPUTE: tl.constexpr,
                  UNIT: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_J: tl.constexpr):
@@ -73,7 +73,7 @@ def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f
             tl.store(out_ptr + indexed, new.to(out_ptr.dtype.element_ty), mask=inside)
 
 
-@triton.jit(do_not_specialize=["P", "K", "step_k", "step_p"])
+@triton.jit(do_not_specialize=["P", "K", "step_k", "step_p"], do_not_specialize_on_alignment=["index_ptr"])
 def offsets_kernel(out_ptr, index_ptr, table_ptr, P, K, step_k, step_p, BLOCK: tl.constexpr):
     """out[p] = sum over k of index[k, p] * stride[k], a negative index counted from the end of its dim."""
     ps = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)

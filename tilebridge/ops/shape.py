@@ -20,59 +20,46 @@ from tilebridge.ops.registry import ALL, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS, collapse, has_internal_overlap
 
 CATEGORY = "shape"
-_RUNTIME = ["fill", "diagonal", "last", "in_size", "in_stride", "out_stride", "param"]
+_RUNTIME = ["fill", "diagonal", "triangle", "last", "in_size", "in_stride", "out_stride", "flip", "shift"]
 
 
-@triton.jit(do_not_specialize=_RUNTIME)
-def remap_kernel(out_ptr, in_ptr, table_ptr, fill, diagonal, last, in_size, in_stride, out_stride, param,
-                 MODE: tl.constexpr, RANK: tl.constexpr, UNIT: tl.constexpr, BLOCK: tl.constexpr):
-    """out[row, column] = in[source(row), source(column)]. The table has RANK rows (size, input size, input
-    stride, output stride, param) for the dims before the last; the last dim's come as scalars. MODE: copy,
-    flip (reversed where param != 0), pad (coordinate - param, `fill` outside the input), tril/triu (zero
-    above/below `diagonal`). UNIT: both last-dim strides are 1."""
+@triton.jit(do_not_specialize=_RUNTIME, do_not_specialize_on_alignment=["out_ptr", "in_ptr"])
+def remap_kernel(out_ptr, in_ptr, table_ptr, fill, diagonal, triangle, last, in_size, in_stride, out_stride, flip,
+                 shift, RANK: tl.constexpr, UNIT: tl.constexpr, BLOCK: tl.constexpr):
+    """out[row, column] = in[source(row), source(column)], `fill` where the source falls outside the input.
+
+    Per dim, the source coordinate is the output's (reversed where `flip`) minus `shift`. The table has RANK
+    rows (size, input size, input stride, output stride, flip, shift) for the dims before the last, whose
+    values come as scalars. `triangle` 1 keeps column - row <= diagonal (tril), -1 keeps >= (triu), 0 all.
+    UNIT: the last dim is a plain copy of stride 1 on both sides. Modes are runtime values, so one compiled
+    kernel per element size serves every shape op."""
     rest = tl.program_id(0).to(tl.int64)
     out_offset = rest * 0
     in_offset = rest * 0
     row_inside = rest == rest
     row = rest * 0
     for d in tl.static_range(RANK):
-        entry = table_ptr + (RANK - 1 - d) * 5
+        entry = table_ptr + (RANK - 1 - d) * 6
         size = tl.load(entry)
+        dim_in = tl.load(entry + 1)
         coord = rest % size
         rest = rest // size
         out_offset += coord * tl.load(entry + 3)
-        if MODE == "flip":
-            coord_in = tl.where(tl.load(entry + 4) != 0, tl.load(entry + 1) - 1 - coord, coord)
-        elif MODE == "pad":
-            coord_in = coord - tl.load(entry + 4)
-            row_inside = row_inside & (coord_in >= 0) & (coord_in < tl.load(entry + 1))
-        else:
-            coord_in = coord
-        in_offset += coord_in * tl.load(entry + 2)
+        source = tl.where(tl.load(entry + 4) != 0, dim_in - 1 - coord, coord) - tl.load(entry + 5)
+        row_inside = row_inside & (source >= 0) & (source < dim_in)
+        in_offset += source * tl.load(entry + 2)
         if d == 0:
             row = coord
     columns = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     inside = columns < last
-    if MODE == "flip":
-        source = tl.where(param != 0, in_size - 1 - columns, columns)
-    elif MODE == "pad":
-        source = columns - param
-    else:
-        source = columns
-    valid = inside & row_inside
-    if MODE == "pad":
-        valid = valid & (source >= 0) & (source < in_size)
-    elif MODE == "tril":
-        valid = valid & (columns - row <= diagonal)
-    elif MODE == "triu":
-        valid = valid & (columns - row >= diagonal)
+    valid = inside & row_inside & ((columns - row) * triangle <= diagonal * triangle)
     if UNIT:
-        values = tl.load(in_ptr + in_offset + source, mask=valid, other=0)
+        values = tl.load(in_ptr + in_offset + columns, mask=valid, other=0)
     else:
+        source = tl.where(flip != 0, in_size - 1 - columns, columns) - shift
+        valid = valid & (source >= 0) & (source < in_size)
         values = tl.load(in_ptr + in_offset + source.to(tl.int64) * in_stride, mask=valid, other=0)
-    if MODE == "pad":
-        values = tl.where(valid, values, fill)
-    values = values.to(out_ptr.dtype.element_ty)
+    values = tl.where(valid, values, fill).to(out_ptr.dtype.element_ty)
     if UNIT:
         tl.store(out_ptr + out_offset + columns, values, mask=inside)
     else:
@@ -81,28 +68,27 @@ def remap_kernel(out_ptr, in_ptr, table_ptr, fill, diagonal, last, in_size, in_s
 
 # --- host side ------------------------------------------------------------------------------------------------
 
-def remap(mode: str, out: torch.Tensor, source: torch.Tensor, shape: list[int], out_strides: list[int],
-          in_sizes: list[int], in_strides: list[int], params: list[int] | None = None, fill: int = 0,
-          diagonal: int = 0) -> None:
+def remap(out: torch.Tensor, source: torch.Tensor, shape: list[int], out_strides: list[int], in_sizes: list[int],
+          in_strides: list[int], flips: list[int] | None = None, shifts: list[int] | None = None, fill: int = 0,
+          diagonal: int = 0, triangle: int = 0) -> None:
     """Run `remap_kernel` over `shape` (out's, or a finer view of it), given per dim: out's strides, the input's
-    sizes and strides, and the mode's param."""
+    sizes and strides, which dims flip and by how much the input shifts (a pad's leading width)."""
     n = out.numel()
     if n == 0:
         return
-    params = params or [0] * len(shape)
+    flips, shifts = flips or [0] * len(shape), shifts or [0] * len(shape)
     if n > MAX_ELEMENTS or len(shape) > 9:
         raise Decline("more than int32 indexing or 9 dims")
     if not shape:
-        shape, out_strides, in_sizes, in_strides, params = [1], [0], [1], [0], [0]
-    leading = [list(r) for r in zip(shape, in_sizes, in_strides, out_strides, params)][:-1]
+        shape, out_strides, in_sizes, in_strides, flips, shifts = [1], [0], [1], [0], [0], [0]
+    leading = [list(r) for r in zip(shape, in_sizes, in_strides, out_strides, flips, shifts)][:-1]
     rank = 3 if len(leading) <= 3 else 8
-    table = torch.tensor([[1, 1, 0, 0, 0]] * (rank - len(leading)) + leading, dtype=torch.int64)
-    rows = n // shape[-1]
+    table = torch.tensor([[1, 1, 0, 0, 0, 0]] * (rank - len(leading)) + leading, dtype=torch.int64)
     last, block = shape[-1], (1024 if shape[-1] > 256 else 64)
-    unit = in_strides[-1] == 1 and out_strides[-1] == 1
-    remap_kernel[(rows, triton.cdiv(last, block))](bits(out), bits(source), table, fill, diagonal, last, in_sizes[-1],
-                                                   in_strides[-1], out_strides[-1], params[-1], MODE=mode, RANK=rank,
-                                                   UNIT=unit, BLOCK=block)
+    unit = in_strides[-1] == 1 and out_strides[-1] == 1 and not flips[-1] and not shifts[-1] and in_sizes[-1] >= last
+    remap_kernel[(n // last, triton.cdiv(last, block))](bits(out), bits(source), table, fill, diagonal, triangle, last,
+                                                        in_sizes[-1], in_strides[-1], out_strides[-1], flips[-1],
+                                                        shifts[-1], RANK=rank, UNIT=unit, BLOCK=block)
 
 
 def copy_into(out: torch.Tensor, source: torch.Tensor, shape: list[int] | None = None,
@@ -112,7 +98,7 @@ def copy_into(out: torch.Tensor, source: torch.Tensor, shape: list[int] | None =
     strides = [list(out.stride()) if out_strides is None else out_strides,
                list(source.stride()) if in_strides is None else in_strides]
     sizes, (merged_out, merged_in) = collapse(shape, strides)
-    remap("copy", out, source, sizes, merged_out, sizes, merged_in)
+    remap(out, source, sizes, merged_out, sizes, merged_in)
 
 
 def _dim(dim: int, rank: int) -> int:
@@ -201,7 +187,7 @@ def constant_pad_nd(bound: dict, out: torch.Tensor | None, inplace: bool) -> tor
     fill = scalar_tensor(bound.get("value", 0), x.dtype)
     fill_bits = int(bits(fill.view(1))[0])
     target = result(out, shape, x.dtype, x)
-    remap("pad", target, x, shape, list(target.stride()), list(x.shape), list(x.stride()), before, fill=fill_bits)
+    remap(target, x, shape, list(target.stride()), list(x.shape), list(x.stride()), shifts=before, fill=fill_bits)
     return target
 
 
@@ -214,12 +200,14 @@ def flip(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
     if x.dim() == 0:
         copy_into(target, x)
         return target
-    remap("flip", target, x, list(x.shape), list(target.stride()), list(x.shape), list(x.stride()),
-          [int(d in dims) for d in range(x.dim())])
+    remap(target, x, list(x.shape), list(target.stride()), list(x.shape), list(x.stride()),
+          flips=[int(d in dims) for d in range(x.dim())])
     return target
 
 
 # --- tril, triu ---------------------------------------------------------------------------------------------
+
+TRIANGLES = {"tril": 1, "triu": -1}  # keep (column - row) * t <= diagonal * t
 
 def _triangle(mode: str):
     def body(bound: dict, out: torch.Tensor | None, inplace: bool) -> torch.Tensor:
@@ -232,8 +220,8 @@ def _triangle(mode: str):
             target = x
         else:
             target = result(out, list(x.shape), x.dtype, x)
-        remap(mode, target, x, list(x.shape), list(target.stride()), list(x.shape), list(x.stride()),
-              diagonal=int(bound.get("diagonal", 0)))
+        remap(target, x, list(x.shape), list(target.stride()), list(x.shape), list(x.stride()),
+              diagonal=int(bound.get("diagonal", 0)), triangle=TRIANGLES[mode])
         return target
 
     return body
