@@ -126,7 +126,11 @@ class TileOpLowering:
         self.loop_nest(dst.shape, body)
 
     def op_reduce(self, call) -> None:
-        """`out[...] = combine over dim of src[...]`; without `clear` the old `out` joins the reduction."""
+        """`out[...] = combine over dim of src[...]`; without `clear` the old `out` joins the reduction.
+
+        Along the last dimension each row folds into LANES partial results first (lane j takes
+        elements j, j + LANES, ...), so the C compiler vectorizes the fold; along another dimension the
+        output row itself accumulates, its loop innermost. Both reassociate, as GPU reductions do."""
         src, dst = self.region(call.args[0]), self.region(call.args[1])
         kind, dim, clear = str(call.args[2].value), static(call.args[3], "the reduce dim"), static(call.args[4], "clear")
         if kind not in REDUCTIONS:
@@ -134,28 +138,60 @@ class TileOpLowering:
         if self.is_global(src) or self.is_global(dst):
             raise UnsupportedConstruct("T.reduce over a global buffer: copy it into a fragment first")
         shape = tuple(src.extents)
+        dim = dim % len(shape)
         kept = shape[:dim] + shape[dim + 1:]
         dtype = self.dtype_of(dst)
         identity, combine, transform = REDUCTIONS[kind]
 
-        def body(out_idx):
+        def out_index(kept_idx):
+            return self.element(dst, [i for i, e in zip(kept_idx, kept) if e != 1])[0]
+
+        def term(full_idx):
+            value = self.load(src.buffer, self.element(src, [i for i, e in zip(full_idx, shape) if e != 1])[0])
+            return transform(value if value.dtype == dtype else n.Cast(value, dtype), dtype)
+
+        if dim != len(shape) - 1:
+            if clear:
+                init = constant(identity(dtype), dtype)
+                self.full_nest(kept, lambda idx: self.emit(self.store(dst.buffer, out_index(idx), init)))
+            self.full_nest(shape, lambda idx: self.emit(self.store(
+                dst.buffer, out_index(idx[:dim] + idx[dim + 1:]),
+                combine(self.load(dst.buffer, out_index(idx[:dim] + idx[dim + 1:])), term(idx), dtype))))
+            return
+        R = shape[dim]
+        lanes = n.Buffer(self.fresh("lanes"), dtype, LANES) if R >= 2 * LANES else None
+        if lanes is not None:
+            self.buffers.append(lanes)
+
+        def row(out_idx):
             acc = n.Var(self.fresh("acc"), dtype)
-            dst_index, _ = self.element(dst, [i for i, e in zip(out_idx, kept) if e != 1])
-            self.emit(n.Declare(acc, constant(identity(dtype), dtype) if clear else self.load(dst.buffer, dst_index)))
+            index = out_index(out_idx)
+            self.emit(n.Declare(acc, constant(identity(dtype), dtype) if clear else self.load(dst.buffer, index)))
+            start = 0
+            if lanes is not None:
+                start = R - R % LANES
+                self.loop_nest((LANES,), lambda j: self.emit(n.BufWrite(lanes, j[0], term(out_idx + [j[0]]))))
+                r0 = n.Var(self.fresh("r"), I32)
+                fold = self.nested(lambda: self.loop_nest((LANES,), lambda j: self.emit(n.BufWrite(
+                    lanes, j[0], combine(n.BufRead(lanes, j[0]), term(out_idx + [n.Binary("add", r0, j[0], I32)]), dtype)))))
+                self.emit(n.For(r0, n.Const(LANES, I32), n.Const(start, I32), n.Const(LANES, I32), fold))
+                j = n.Var(self.fresh("j"), I32)
+                self.emit(n.For(j, n.Const(0, I32), n.Const(LANES, I32), n.Const(1, I32),
+                                [n.Assign(acc, combine(acc, n.BufRead(lanes, j), dtype))]))
             r = n.Var(self.fresh("r"), I32)
-            full = list(out_idx[:dim]) + [r] + list(out_idx[dim:])
-            src_index, _ = self.element(src, [i for i, e in zip(full, shape) if e != 1])
-            value = self.load(src.buffer, src_index)
-            value = transform(value if value.dtype == dtype else n.Cast(value, dtype), dtype)
-            step = n.Assign(acc, combine(acc, value, dtype))
-            self.emit(n.For(r, n.Const(0, I32), n.Const(shape[dim], I32), n.Const(1, I32), [step]))
-            self.emit(self.store(dst.buffer, dst_index, acc))
-        # Every kept dimension gets a loop (extent-1 ones too), so positions line up with `kept`.
-        loops = [n.Var(self.fresh("i"), I32) for _ in kept]
-        inner = self.nested(lambda: body(loops))
-        for k in reversed(range(len(kept))):
-            inner = [n.For(loops[k], n.Const(0, I32), n.Const(kept[k], I32), n.Const(1, I32), inner)]
-        self.stmts.extend(inner)
+            self.emit(n.For(r, n.Const(start, I32), n.Const(R, I32), n.Const(1, I32),
+                            [n.Assign(acc, combine(acc, term(out_idx + [r]), dtype))]))
+            self.emit(self.store(dst.buffer, index, acc))
+        self.full_nest(kept, row, vectorize=False)
+
+    def full_nest(self, shape: tuple, body_fn, vectorize: bool = True) -> None:
+        """Loops over every dimension of `shape` (extent-1 ones too, so positions line up with it)."""
+        idx = [n.Var(self.fresh("i"), I32) for _ in shape]
+        body = self.nested(lambda: body_fn(idx))
+        for k in reversed(range(len(shape))):
+            body = [n.For(idx[k], n.Const(0, I32), n.Const(shape[k], I32), n.Const(1, I32), body,
+                          vectorize=vectorize and k == len(shape) - 1)]
+        self.stmts.extend(body)
 
     def op_gemm(self, call) -> None:
         """C (M, N) += op(A) (M, K) @ op(B) (K, N), op a transpose where the flag says so."""
@@ -281,6 +317,7 @@ class TileOpLowering:
         self.loop_nest(walk, body)
 
 
+LANES = 16  # partial results per row in a last-dimension reduction: one 64-byte vector of fp32
 DOT_KERNELS = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}
 
 
