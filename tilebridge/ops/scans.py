@@ -232,6 +232,8 @@ def _scan(overload: str, op: str, inplace: bool):
             return out
         view, M, N, K, (sm, sn, sk) = as_mnk(x, [dim])
         target, (om, on, ok) = _target(out, dim)
+        if K == 1 and M > 1:  # scanning the last dim: rows become the lanes, so a program scans 32 rows at once
+            M, K, sm, sk, om, ok = 1, M, 0, sm, 0, om
         block_n, block_k = _blocks(K)
         scan_kernel[(M, triton.cdiv(K, block_k))](view, target, N, K, sm, sn, sk, om, on, ok, int(op == "prod"),
                                                   ACC=tl.float32 if floating else tl.int64, BLOCK_N=block_n,
