@@ -164,3 +164,85 @@ def column_sums_atomic(M, N, block_M, dtype="float32"):
                 total += partial[j]
             T.atomic_add(Total[0], total)
     return main
+
+
+def row_cumsum(M, N, block_M, reverse=False, dtype="float32"):
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), Y: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+            tile = T.alloc_shared((block_M, N), dtype)
+            T.copy(X[bx * block_M, 0], tile)
+            T.sync_threads()
+            T.cumsum(src=tile, dim=1, reverse=reverse)
+            T.copy(tile, Y[bx * block_M, 0])
+    return main
+
+
+@tilelang.jit(target="tilebridge")
+def add_lazy_style(A, B, block_M: int = 16):
+    """The newer style: sizes from annotations (T.const), the output declared with T.empty and returned."""
+    M, N = T.const("M N")
+    A: T.Tensor[[M, N], T.float32]
+    B: T.Tensor[[M, N], T.float32]
+    C = T.empty((M, N), T.float32)
+    with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+        for i, j in T.Parallel(block_M, N):
+            if bx * block_M + i < M:
+                C[bx * block_M + i, j] = T.max(A[bx * block_M + i, j], B[bx * block_M + i, j]) * 2.0
+    return C
+
+
+def flash_attention(batch, heads, seq, dim, block_M=64, block_N=64, causal=False, dtype="float16", accum="float32"):
+    """Forward attention, online softmax: two T.gemm per step (one with transpose_B), a fragment cast to
+    half between them, T.reduce_max without clear, layout and swizzle hints (meaningless on a CPU)."""
+    scale = (1.0 / dim) ** 0.5 * 1.44269504  # log2(e)
+    shape = (batch, seq, heads, dim)
+
+    @T.prim_func
+    def main(Q: T.Tensor(shape, dtype), K: T.Tensor(shape, dtype), V: T.Tensor(shape, dtype), Out: T.Tensor(shape, dtype)):
+        with T.Kernel(T.ceildiv(seq, block_M), heads, batch, threads=128) as (bx, by, bz):
+            Q_shared = T.alloc_shared((block_M, dim), dtype)
+            K_shared = T.alloc_shared((block_N, dim), dtype)
+            V_shared = T.alloc_shared((block_N, dim), dtype)
+            scores = T.alloc_fragment((block_M, block_N), accum)
+            scores_cast = T.alloc_fragment((block_M, block_N), dtype)
+            acc_o = T.alloc_fragment((block_M, dim), accum)
+            row_max = T.alloc_fragment((block_M,), accum)
+            row_max_prev = T.alloc_fragment((block_M,), accum)
+            rescale = T.alloc_fragment((block_M,), accum)
+            row_sum = T.alloc_fragment((block_M,), accum)
+            denominator = T.alloc_fragment((block_M,), accum)
+            T.annotate_layout({Q_shared: tilelang.layout.make_swizzled_layout(Q_shared)})
+            T.use_swizzle(10)
+            T.copy(Q[bz, bx * block_M:(bx + 1) * block_M, by, :], Q_shared)
+            T.fill(acc_o, 0)
+            T.fill(denominator, 0)
+            T.fill(row_max, -T.infinity(accum))
+            steps = (T.min(T.ceildiv(seq, block_N), T.ceildiv((bx + 1) * block_M, block_N)) if causal
+                     else T.ceildiv(seq, block_N))
+            for k in T.Pipelined(steps, num_stages=2):
+                T.copy(K[bz, k * block_N:(k + 1) * block_N, by, :], K_shared)
+                if causal:
+                    for i, j in T.Parallel(block_M, block_N):
+                        scores[i, j] = T.if_then_else(bx * block_M + i >= k * block_N + j, 0, -T.infinity(accum))
+                else:
+                    T.clear(scores)
+                T.gemm(Q_shared, K_shared, scores, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                T.copy(V[bz, k * block_N:(k + 1) * block_N, by, :], V_shared)
+                T.copy(row_max, row_max_prev)
+                T.reduce_max(scores, row_max, dim=1, clear=False)
+                for i in T.Parallel(block_M):
+                    rescale[i] = T.exp2(row_max_prev[i] * scale - row_max[i] * scale)
+                for i, j in T.Parallel(block_M, dim):
+                    acc_o[i, j] *= rescale[i]
+                for i, j in T.Parallel(block_M, block_N):
+                    scores[i, j] = T.exp2(scores[i, j] * scale - row_max[i] * scale)
+                T.copy(scores, scores_cast)
+                T.gemm(scores_cast, V_shared, acc_o, policy=T.GemmWarpPolicy.FullRow)
+                T.reduce_sum(scores, row_sum, dim=1)
+                for i in T.Parallel(block_M):
+                    denominator[i] = denominator[i] * rescale[i] + row_sum[i]
+            for i, j in T.Parallel(block_M, dim):
+                acc_o[i, j] /= denominator[i]
+            T.copy(acc_o, Out[bz, bx * block_M:(bx + 1) * block_M, by, :])
+    return main

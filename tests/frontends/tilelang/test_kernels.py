@@ -124,3 +124,27 @@ def test_atomic_accumulation_across_programs() -> None:
     kernel(x, sums, total)
     torch.testing.assert_close(sums, x.sum(0), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(total, x.sum().reshape(1), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumsum(reverse: bool) -> None:
+    M, N = 20, 37
+    kernel = tilebridge_tilelang.compile(kernels.row_cumsum(M, N, 8, reverse=reverse), out_idx=[1])
+    x = randn(M, N, seed=14)
+    expected = x.flip(1).cumsum(1).flip(1) if reverse else x.cumsum(1)
+    torch.testing.assert_close(kernel(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lazy_style_returns_its_empty_output() -> None:
+    a, b = randn(70, 40, seed=15), randn(70, 40, seed=16)
+    torch.testing.assert_close(kernels.add_lazy_style(a, b), torch.maximum(a, b) * 2)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_attention(causal: bool) -> None:
+    batch, heads, seq, dim = 1, 2, 128, 64
+    kernel = tilebridge_tilelang.compile(kernels.flash_attention(batch, heads, seq, dim, causal=causal), out_idx=[3])
+    q, k, v = (randn(batch, seq, heads, dim, seed=17 + i, dtype=torch.float16) for i in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        *(t.transpose(1, 2).float() for t in (q, k, v)), is_causal=causal).transpose(1, 2)
+    torch.testing.assert_close(kernel(q, k, v).float(), expected, rtol=1e-2, atol=1e-2)

@@ -184,6 +184,31 @@ class TileOpLowering:
             self.emit(self.store(dst.buffer, index, acc))
         self.full_nest(kept, row, vectorize=False)
 
+    def op_scan(self, call, kind: str) -> None:
+        """`T.cumsum` / `T.cummax` along `dim` (inclusive; `reverse` scans from the end). Each element is
+        read before its output is written, so a scan in place is safe."""
+        src, dst = self.region(call.args[0]), self.region(call.args[1])
+        dim, reverse = static(call.args[2], "the scan dim"), static(call.args[3], "reverse")
+        if src.shape != dst.shape:
+            raise UnsupportedConstruct(f"T.cum{kind} from extents {src.extents} into {dst.extents}")
+        shape = tuple(src.extents)
+        dim = dim % len(shape)
+        dtype = self.dtype_of(dst)
+        identity, combine, _ = REDUCTIONS[kind]
+
+        def line(kept_idx):
+            acc = n.Var(self.fresh("acc"), dtype)
+            self.emit(n.Declare(acc, constant(identity(dtype), dtype)))
+            r = n.Var(self.fresh("r"), I32)
+            at = n.Binary("sub", n.Const(shape[dim] - 1, I32), r, I32) if reverse else r
+            full = kept_idx[:dim] + [at] + kept_idx[dim:]
+            walk = [i for i, e in zip(full, shape) if e != 1]
+            value = self.load(src.buffer, self.element(src, walk)[0])
+            value = value if value.dtype == dtype else n.Cast(value, dtype)
+            body = [n.Assign(acc, combine(acc, value, dtype)), self.store(dst.buffer, self.element(dst, walk)[0], acc)]
+            self.emit(n.For(r, n.Const(0, I32), n.Const(shape[dim], I32), n.Const(1, I32), body))
+        self.full_nest(shape[:dim] + shape[dim + 1:], line, vectorize=False)
+
     def full_nest(self, shape: tuple, body_fn, vectorize: bool = True) -> None:
         """Loops over every dimension of `shape` (extent-1 ones too, so positions line up with it)."""
         idx = [n.Var(self.fresh("i"), I32) for _ in shape]
@@ -363,6 +388,11 @@ TILE_OPS = {
     "tl.tileop.reduce": TileOpLowering.op_reduce,
     "tl.tileop.gemm": TileOpLowering.op_gemm,
     "tl.tileop.gemm_py": TileOpLowering.op_gemm,
+    "tl.tileop.cumsum": lambda self, call: self.op_scan(call, "sum"),
+    "tl.tileop.cummax": lambda self, call: self.op_scan(call, "max"),
+    # A barrier orders a block's threads; a program runs its whole block on one CPU thread, in program
+    # order (thread indices are refused), so there is nothing to wait for.
+    "tirx.tvm_storage_sync": lambda self, call: None,
     **{f"tl.tileop.atomic{kind}": (lambda kind: lambda self, call: self.op_atomic_tile(call, kind))(kind)
        for kind in ("add", "max", "min")},
     **{f"tl.atomic_{kind}_elem_op": (lambda kind: lambda self, call: self.op_atomic_element(call, kind))(kind)
