@@ -9,7 +9,8 @@ from tests.ops.conftest import random
 from tilebridge.integrations.torch import COUNTERS, disable, enable
 from tilebridge.integrations.torch.aten import bypassed
 
-DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8, torch.bool)
+DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
+          torch.bool)
 SHAPE = (5, 37, 3)
 
 @pytest.fixture
