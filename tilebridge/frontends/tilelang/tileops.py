@@ -61,12 +61,7 @@ class TileOpLowering:
 
     def loop_nest(self, shape: tuple, body_fn) -> None:
         """Loops over `shape`, the last one vectorizable; `body_fn(indices)` emits the body."""
-        idx = [n.Var(self.fresh("i"), I32) for _ in shape]
-        body = self.nested(lambda: body_fn(idx))
-        for k in reversed(range(len(shape))):
-            body = [n.For(idx[k], n.Const(0, I32), n.Const(shape[k], I32), n.Const(1, I32), body,
-                          vectorize=k == len(shape) - 1)]
-        self.stmts.extend(body)
+        self.full_nest(shape, body_fn)
 
     def element(self, region: Region, idx: list) -> tuple[list, n.Expr | None]:
         """Full indices of the region's element at walk position `idx`, and the in-bounds condition
@@ -232,17 +227,19 @@ class TileOpLowering:
         into = C if C is not None else n.Buffer(self.fresh("gemm_c"), acc, M * N)
         if C is None:
             self.buffers.append(into)
-        clear = call.args[9]
+        clear, kernel = call.args[9], DOT_KERNELS[acc]
         zero_loop = self.nested(lambda: self.loop_nest((M * N,), lambda idx: self.emit(
             n.BufWrite(into, idx[0], constant(0, acc)))))
-        if C is None:  # the accumulator lives elsewhere: bring it in, multiply, write it back
-            self.copy_region(c, into, (M, N), False, to_buffer=True)
-        if type(clear).__name__ == "IntImm":
-            if clear.value:
+        if type(clear).__name__ == "IntImm" and clear.value:
+            if acc == "f32":
+                kernel = "tb_dot_f32_set"  # starts its accumulators at zero: no pass that zeroes C first
+            else:
                 self.stmts.extend(zero_loop)
-        else:
+        elif C is None:  # the accumulator lives elsewhere: bring it in, multiply, write it back
+            self.copy_region(c, into, (M, N), False, to_buffer=True)
+        if type(clear).__name__ != "IntImm":
             self.emit(n.If(self.expr(clear), zero_loop))
-        self.emit(n.Intrinsic(DOT_KERNELS[acc], (n.Const(M, I32), n.Const(N, I32), n.Const(K, I32), A, B, into)))
+        self.emit(n.Intrinsic(kernel, (n.Const(M, I32), n.Const(N, I32), n.Const(K, I32), A, B, into)))
         if C is None:
             self.copy_region(c, into, (M, N), False, to_buffer=False)
 
@@ -321,13 +318,11 @@ class TileOpLowering:
         holds the matrix as (cols, rows) and is walked in its own order, so its reads stay contiguous."""
         rows, cols = shape
         walk = (cols, rows) if transposed else (rows, cols)
-        if region.shape != walk and math.prod(region.shape) != rows * cols:
-            raise UnsupportedConstruct(f"T.gemm operand of extents {region.extents} does not match {shape}")
-        if len(region.shape) != 2:
-            raise UnsupportedConstruct(f"T.gemm operand of extents {region.extents} is not a matrix")
+        if tuple(region.extents[-2:]) != walk or math.prod(region.extents) != rows * cols:
+            raise UnsupportedConstruct(f"T.gemm operand of extents {region.extents} does not match {walk}")
 
         def body(idx):
-            index, ok = self.element(region, idx)
+            index, ok = self.element(region, [i for i, e in zip(idx, walk) if e != 1])
             r, c = (idx[1], idx[0]) if transposed else (idx[0], idx[1])
             position = n.Binary("add", n.Binary("mul", r, n.Const(cols, I32), I32), c, I32)
             if to_buffer:
