@@ -29,13 +29,14 @@ CATEGORY = "indexing"
 NUMBERS = FLOATS | INTEGERS
 BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 INDEX_DTYPES = (torch.int64, torch.int32)
+REDUCTIONS = {"add": 0, "multiply": 1, "amax": 2, "amin": 3}  # lines_kernel's runtime `op`: one compile serves all
 _INTS = ["L", "N", "s1", "s2", "s3", "f0", "f1", "f2", "f3", "g0", "g1", "g2", "g3", "h0", "h1", "h2", "h3",
-         "fixed_step", "indexed_step", "index_step", "skip", "alpha"]
+         "fixed_step", "indexed_step", "index_step", "skip", "alpha", "op"]
 
 
 @triton.jit(do_not_specialize=_INTS, do_not_specialize_on_alignment=["out_ptr", "source_ptr", "index_ptr"])
 def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f3, g0, g1, g2, g3, h0, h1, h2, h3,
-                 fixed_step, indexed_step, index_step, skip, alpha, MODE: tl.constexpr, COMPUTE: tl.constexpr,
+                 fixed_step, indexed_step, index_step, skip, alpha, op, MODE: tl.constexpr, COMPUTE: tl.constexpr,
                  UNIT: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_J: tl.constexpr):
     """The fixed tensor is addressed by (lane, j) (strides f, fixed_step), the indexed one by (lane, index)
     (strides g, indexed_step), the index by (lane, j) (strides h, index_step); j with index == skip is left out."""
@@ -62,14 +63,9 @@ def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f
         else:
             value = tl.load(source_ptr + fixed, mask=inside).to(COMPUTE)
             old = tl.load(out_ptr + indexed, mask=inside).to(COMPUTE)
-            if MODE == "add":
-                new = old + value * alpha
-            elif MODE == "multiply":
-                new = old * value
-            elif MODE == "amax":
-                new = tl.maximum(old, value, propagate_nan=tl.PropagateNan.ALL)
-            else:  # amin
-                new = tl.minimum(old, value, propagate_nan=tl.PropagateNan.ALL)
+            new = tl.where(op == 0, old + value * alpha, old * value)
+            new = tl.where(op == 2, tl.maximum(old, value, propagate_nan=tl.PropagateNan.ALL), new)
+            new = tl.where(op == 3, tl.minimum(old, value, propagate_nan=tl.PropagateNan.ALL), new)
             tl.store(out_ptr + indexed, new.to(out_ptr.dtype.element_ty), mask=inside)
 
 
@@ -118,7 +114,7 @@ def lines(mode: str, out: torch.Tensor, source: torch.Tensor, index: torch.Tenso
     sizes, (f, g, h) = collapse(lane_shape, [fixed[0], indexed[0], index_strides[0]])
     if len(sizes) > MAX_RANK:
         raise Decline("more than 4 non-mergeable lane dims")
-    unit = len(sizes) == 1 and f[0] == 1 and g[0] == 1
+    unit = mode == "gather" and len(sizes) == 1 and f[0] == 1 and g[0] == 1  # the reads that pay: embedding, x[i]
     pad = MAX_RANK - len(sizes)
     sizes, f, g, h = [1] * pad + sizes, [0] * pad + f, [0] * pad + g, [0] * pad + h
     moving = mode in ("gather", "set")
@@ -129,11 +125,12 @@ def lines(mode: str, out: torch.Tensor, source: torch.Tensor, index: torch.Tenso
     if parallel:
         block_l, block_j = (128, 8) if L >= 16 else (1, 1024)
     else:
-        block_l, block_j = (128, 1) if L > 1 else (1, 1)
+        block_l, block_j = 128, 1  # one lane or many: one compiled shape
     grid = (triton.cdiv(L, block_l), min(triton.cdiv(N, block_j), 65535) if parallel else 1)
     alpha = float(alpha) if out.dtype.is_floating_point else int(alpha)
+    kind, op = (mode, 0) if moving else ("reduce", REDUCTIONS[mode])
     lines_kernel[grid](out, source, index, L, N, *sizes[1:], *f, *g, *h, fixed[1], indexed[1], index_strides[1], skip,
-                       alpha, MODE=mode, COMPUTE=compute, UNIT=unit, BLOCK_L=block_l, BLOCK_J=block_j)
+                       alpha, op, MODE=kind, COMPUTE=compute, UNIT=unit, BLOCK_L=block_l, BLOCK_J=block_j)
 
 
 def check_range(index: torch.Tensor, size: int, negative: bool = False) -> None:
