@@ -25,6 +25,10 @@ def _doctor(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from tilebridge.bench.command import main as bench_main
 
+    if args.operators:
+        from tilebridge.bench.operators import main as operators_main
+
+        return operators_main(json_path=args.json, markdown_path=args.markdown)
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     return bench_main(quick=args.quick, only=only, interpreter=args.interpreter, json_path=args.json,
                       plot_path=args.plot, markdown_path=args.markdown)
@@ -69,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", metavar="NAME[,NAME]", help="run only these kernels (e.g. softmax,matmul) or full case names")
     bench.add_argument("--no-interpreter", dest="interpreter", action="store_false",
                        help="skip the comparison with the Triton interpreter")
+    bench.add_argument("--operators", action="store_true",
+                       help="instead: the operator library against ATen, one aten op at a time (docs/operator-performance.md)")
     bench.add_argument("--json", metavar="PATH", help="write every measurement as JSON")
     bench.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of torch/tilebridge per case")
     bench.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/performance.md)")
