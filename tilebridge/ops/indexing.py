@@ -1,15 +1,18 @@
-"""Indexing: embedding (and its backward), index_select, gather, scatter, scatter_add, index_add, index_put.
+"""Indexing: embedding (and its backward), index_select, gather, scatter, scatter_add, scatter_reduce,
+index_add, index (x[i]) and index_put.
 
 Every one of them is the same loop over *lines*: a lane is one position in the dims that are not
 indexed, and j walks the indexed dim. GATHER reads `source[lane, index[lane, j]]` into `out[lane, j]`;
-the scatter modes write `out[lane, index[lane, j]]` from `source[lane, j]` (set, add, multiply). A
-broadcast index (index_select, embedding, index_add) is an index of stride 0 over the lanes, and
-index_put's several index tensors become one index of element offsets (dim stride 1).
+the scatter modes write `out[lane, index[lane, j]]` from `source[lane, j]` (set, or a reduction: add,
+multiply, amax, amin). A broadcast index (index_select, embedding, index_add) is an index of stride 0
+over the lanes; the index tensors and masks of x[i] and index_put become one index of element offsets
+(dim stride 1).
 
 Scatter modes walk j serially within a lane (one j per step), as ATen's CPU kernels do: different
-lanes never write the same element, so there are no races and no atomics, duplicate indices accumulate
-(or the last one wins) in ATen's order, and float sums round exactly as ATen's do. Data movement (gather,
-set) moves raw bits: every dtype of one element size shares one compiled kernel.
+lanes never write the same element, so there are no races and no atomics, and duplicate indices
+accumulate (or the last one wins) in ATen's order. 16-bit floats round as ATen does: scatter and
+index_add sum in a float32 copy rounded once, embedding backward and index_put round every step. Data
+movement (gather, set) moves raw bits: every dtype of one element size shares one compiled kernel.
 """
 from __future__ import annotations
 
