@@ -148,3 +148,17 @@ def test_flash_attention(causal: bool) -> None:
     expected = torch.nn.functional.scaled_dot_product_attention(
         *(t.transpose(1, 2).float() for t in (q, k, v)), is_causal=causal).transpose(1, 2)
     torch.testing.assert_close(kernel(q, k, v).float(), expected, rtol=1e-2, atol=1e-2)
+
+
+def test_tilelang_profiler_drives_the_kernel() -> None:
+    """`kernel.get_profiler()` is tilelang's own Profiler: it makes the inputs and calls this kernel. It
+    synchronizes through torch.cuda, which migration mode maps onto the CPU."""
+    import tilebridge
+    kernel = tilebridge_tilelang.compile(kernels.softmax(64, 96, 8), out_idx=[1])
+    profiler = kernel.get_profiler()
+    tilebridge.migrate()
+    try:
+        profiler.assert_allclose(lambda x: torch.softmax(x, dim=-1), rtol=1e-5, atol=1e-5)
+    finally:
+        tilebridge.unmigrate()
+    assert [list(p.shape) for p in kernel.params] == [[64, 96], [64, 96]]

@@ -77,7 +77,16 @@ class TileBridgeKernel:
 
     @property
     def params(self) -> list:
-        return list(self.prim_func.params)
+        """tilelang's `KernelParam` of each parameter (dtype and shape), as `JITKernel.params`."""
+        from tilelang.engine.param import KernelParam
+        buffers = self.prim_func.buffer_map
+        return [KernelParam.from_buffer(buffers[p]) if p in buffers else KernelParam.from_var(p) for p in self.prim_func.params]
+
+    def get_profiler(self, tensor_supply_type=None):
+        """tilelang's own Profiler (random inputs, `assert_allclose`, `do_bench`) driving this kernel."""
+        from tilelang.profiler import Profiler
+        from tilelang.utils.tensor import TensorSupplyType
+        return Profiler(self.params, self.out_idx, tensor_supply_type or TensorSupplyType.Auto).with_default_adapter(self)
 
     # ---- launch ----
     def __call__(self, *args):
