@@ -27,10 +27,10 @@ def deactivate() -> None:
     _deactivate()
 
 
-def enable(include=None, exclude=None) -> list[str]:
+def enable(include=None, exclude=None, everything: bool = False) -> list[str]:
     """Serve aten ops on CPU tensors with tilebridge's Triton operators (see `tilebridge.integrations.torch`)."""
     from tilebridge.integrations.torch import enable as _enable
-    return _enable(include, exclude)
+    return _enable(include, exclude, everything)
 
 
 def disable() -> None:
@@ -39,10 +39,10 @@ def disable() -> None:
     _disable()
 
 
-def use_ops(include=None, exclude=None):
+def use_ops(include=None, exclude=None, everything: bool = False):
     """Context manager: the operator library on (optionally a subset) inside a `with` block."""
     from tilebridge.integrations.torch import use_ops as _use_ops
-    return _use_ops(include, exclude)
+    return _use_ops(include, exclude, everything)
 
 
 def migrate() -> None:

@@ -34,7 +34,7 @@ def generator() -> torch.Generator:
 @pytest.fixture
 def library():
     """The whole library enabled for one test, counters reset; returns the counters to check what ran."""
-    enable()
+    enable(everything=True)
     COUNTERS["served"].clear()
     COUNTERS["declined"].clear()
     yield COUNTERS

@@ -38,7 +38,7 @@ def test_enable_disable_and_use_ops_restore_aten(generator):
         torch.sin(x)
         assert COUNTERS["served"] == {"exp": 1}
     assert not integration.enabled_overloads()
-    with tilebridge.use_ops(exclude=["elementwise"]) as chosen:
+    with tilebridge.use_ops(exclude=["elementwise"], everything=True) as chosen:
         assert "exp" not in chosen and "relu" in chosen
     tilebridge.enable(include=["activations"])
     try:
@@ -46,6 +46,19 @@ def test_enable_disable_and_use_ops_restore_aten(generator):
     finally:
         tilebridge.disable()
     assert not enabled_overloads()
+
+
+def test_ops_slower_than_aten_stay_with_aten_unless_named(monkeypatch):
+    from tilebridge.integrations.torch import aten
+
+    monkeypatch.setattr(aten, "SERVED_BY_DEFAULT", frozenset({"sin"}))
+    try:
+        assert "exp" not in tilebridge.enable() and "sin" in enabled_overloads()
+        assert "exp" not in tilebridge.enable(exclude=["sin"]) and not enabled_overloads()
+        assert "exp" in tilebridge.enable(include=["elementwise"]) and "exp" in tilebridge.enable(include=["exp"])
+        assert "exp" in tilebridge.enable(everything=True)
+    finally:
+        tilebridge.disable()
 
 
 def test_declined_calls_go_to_aten(library, generator):

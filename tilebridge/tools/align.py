@@ -271,7 +271,7 @@ def run(names: Iterable[str] | None = None, dtypes: Iterable[torch.dtype] = DEFA
     wanted = set(names) if names else None
     tally = Tally()
     start = time.perf_counter()
-    ours = set(aten.enable())
+    ours = set(aten.enable(everything=True))
     try:
         for op in op_db:
             if wanted is not None and op.name not in wanted and f"{op.name}.{op.variant_test_name}" not in wanted:

@@ -20,6 +20,7 @@ import torch
 from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion
 from torch._prims_common import elementwise_dtypes
 
+from tilebridge.ops.policy import SERVED_BY_DEFAULT
 from tilebridge.ops.registry import Decline, OpEntry, entries
 
 # overload -> how often our kernel ran ("served"), how often it handed the call back ("declined"), and how often
@@ -104,17 +105,27 @@ def _kernel(entry: OpEntry, original: Any):
     return kernel
 
 
-def enable(include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> list[str]:
+def _by_default(entry: OpEntry, include: Iterable[str] | None, everything: bool) -> bool:
+    """With no selection given, only ops measured at least as fast as ATen are served (`ops/policy.py`)."""
+    return everything or include is not None or entry.packet in SERVED_BY_DEFAULT
+
+
+def enable(include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, everything: bool = False
+           ) -> list[str]:
     """Serve aten ops on CPU tensors with tilebridge's operators; returns the overloads registered.
 
     `include`/`exclude` select by overload ("add.out"), op ("add") or category ("reduction").
-    Calling it again replaces the previous selection.
+    With no `include`, only the ops measured at least as fast as ATen are served
+    (`tilebridge.ops.policy`, from `tilebridge bench --operators`); an `include` selection is served
+    as asked, and `everything=True` serves the whole library, as the alignment harness and the model
+    runs do.
+    Calling it again replaces the selection.
     """
     disable()
     table = entries()
     chosen = [e for e in table.values()
               if (include is None or _matches(e, include)) and not (exclude and _matches(e, exclude))
-              and _has_backend_kernel(e.overload)]
+              and _by_default(e, include, everything) and _has_backend_kernel(e.overload)]
     library = torch.library.Library("aten", "IMPL")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Overriding a previously registered kernel.*")
@@ -157,11 +168,12 @@ def bypassed() -> Iterator[None]:
 
 
 @contextmanager
-def use_ops(include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> Iterator[list[str]]:
-    """`enable(include, exclude)` for the duration of a `with` block; what was enabled before comes back after."""
+def use_ops(include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, everything: bool = False
+            ) -> Iterator[list[str]]:
+    """`enable(include, exclude, everything)` for a `with` block; what was enabled before comes back after."""
     previous = _state["overloads"]
     try:
-        yield enable(include, exclude)
+        yield enable(include, exclude, everything)
     finally:
         disable()
         if previous:
