@@ -17,8 +17,16 @@ from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import FLOATS, Decline, register
 
 CATEGORY = "matmul"
-BLOCK_M, BLOCK_N, BLOCK_K = 32, 32, 32
-_INTS = ["M", "N", "K", "sab", "sam", "sak", "sbb", "sbk", "sbn", "scb", "scm", "scn", "alpha", "beta"]
+# (smallest M and N) -> (BLOCK_M, BLOCK_N, BLOCK_K): large tiles amortize the accumulator's trips
+# through memory; small products keep enough programs for every core.
+BLOCKS = ((512, (128, 128, 32)), (128, (64, 64, 32)), (0, (32, 32, 32)))
+
+
+def blocks_for(m: int, n: int) -> tuple[int, int, int]:
+    """Tile sizes for an M x N product (the first rule whose size both M and N reach)."""
+    return next(sizes for least, sizes in BLOCKS if min(m, n) >= least)
+# The inner strides (sak, sbn, scn) stay specialized: a unit stride makes the tile loads contiguous.
+_INTS = ["M", "N", "K", "sab", "sam", "sbb", "sbk", "scb", "scm", "alpha", "beta"]
 
 
 @triton.jit(do_not_specialize=_INTS)
@@ -78,9 +86,10 @@ def product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, 
         scb, scm, scn = c3.stride()
     else:
         c3, (scb, scm, scn) = a3, (0, 0, 0)
-    grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N), batch)
+    block_m, block_n, block_k = blocks_for(M, N)
+    grid = (triton.cdiv(M, block_m), triton.cdiv(N, block_n), batch)
     matmul_kernel[grid](a3, b3, c3, out, M, N, K, *a3.stride(), *b3.stride(), scb, scm, scn, float(alpha), float(beta),
-                        HAS_BIAS=bias is not None and beta != 0, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K)
+                        HAS_BIAS=bias is not None and beta != 0, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k)
     return out
 
 

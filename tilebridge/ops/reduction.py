@@ -20,7 +20,9 @@ from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS, TRITON_DTYPES
 
 CATEGORY = "reduction"
-_INTS = ["M", "N", "K", "sm", "sn", "sk", "correction", "p"]
+# Sizes and scalars never multiply compiles; the strides along n and k stay specialized, so a
+# reduced or kept axis of stride 1 compiles to contiguous (vector) loads instead of gathers.
+_INTS = ["M", "N", "K", "sm", "correction", "p"]
 
 
 @triton.jit(do_not_specialize=_INTS)
@@ -123,7 +125,7 @@ def nan_min(a, b):
     return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
-@triton.jit(do_not_specialize=["M", "N", "K", "sm", "sn", "sk"])
+@triton.jit(do_not_specialize=["M", "N", "K", "sm"])
 def arg_reduce_kernel(x_ptr, values_ptr, index_ptr, M, N, K, sm, sn, sk, IS_MAX: tl.constexpr, ACC: tl.constexpr,
                       WRITE_VALUES: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """Index (and value) of the max/min over n of x[m, n, k]: the first one on ties, the first NaN if any."""
