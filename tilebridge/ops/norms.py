@@ -23,7 +23,8 @@ from tilebridge.ops.strided import MAX_ELEMENTS
 
 CATEGORY = "norms"
 BLOCK = 256
-_BN_INTS = ["R", "HW", "sn", "sc", "shw", "momentum", "eps", "training", "has_weight", "has_bias", "has_running",
+# The spatial strides stay specialized: a unit stride makes the loads along H*W contiguous.
+_BN_INTS = ["R", "HW", "sn", "sc", "momentum", "eps", "training", "has_weight", "has_bias", "has_running",
             "mean_stride", "var_stride"]
 
 
@@ -82,7 +83,7 @@ def batch_norm_kernel(x_ptr, w_ptr, b_ptr, rmean_ptr, rvar_ptr, y_ptr, mean_ptr,
         tl.store(y_base + out_at, (x * scale + shift).to(y_ptr.dtype.element_ty), mask=r < R)
 
 
-@triton.jit(do_not_specialize=["R", "HW", "sn", "sc", "shw", "gn", "gc", "ghw", "eps", "training", "has_weight", "want_dx"])
+@triton.jit(do_not_specialize=["R", "HW", "sn", "sc", "gn", "gc", "eps", "training", "has_weight", "want_dx"])
 def batch_norm_backward_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, invstd_ptr, rvar_ptr, dx_ptr, dw_ptr, db_ptr, R, HW, sn, sc,
                                shw, gn, gc, ghw, eps, training, has_weight, want_dx, BLOCK: tl.constexpr):
     """Channel c: db = sum(dy), dw = sum(dy x_hat); dx = w invstd (dy - db / R - x_hat dw / R) (training) or
