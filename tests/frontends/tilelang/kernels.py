@@ -246,3 +246,22 @@ def flash_attention(batch, heads, seq, dim, block_M=64, block_N=64, causal=False
                 acc_o[i, j] /= denominator[i]
             T.copy(acc_o, Out[bz, bx * block_M:(bx + 1) * block_M, by, :])
     return main
+
+
+def row_scaled_cast_to_fp8(M, N, block_M):
+    """Per-row absmax scaling into float8_e4m3fn (448 is its largest value): T.reduce_absmax, T.clamp."""
+    @T.prim_func
+    def main(X: T.Tensor((M, N), "float32"), Y: T.Tensor((M, N), "float8_e4m3fn"), S: T.Tensor((M,), "float32")):
+        with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+            x = T.alloc_fragment((block_M, N), "float32")
+            amax = T.alloc_fragment((block_M,), "float32")
+            y = T.alloc_fragment((block_M, N), "float8_e4m3fn")
+            T.copy(X[bx * block_M, 0], x)
+            T.reduce_absmax(x, amax, dim=1)
+            for i in T.Parallel(block_M):
+                amax[i] = T.max(amax[i], 1e-4) / 448.0
+            for i, j in T.Parallel(block_M, N):
+                y[i, j] = T.clamp(x[i, j] / amax[i], -448.0, 448.0)
+            T.copy(y, Y[bx * block_M, 0])
+            T.copy(amax, S[bx * block_M])
+    return main

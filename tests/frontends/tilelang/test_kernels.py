@@ -162,3 +162,15 @@ def test_tilelang_profiler_drives_the_kernel() -> None:
     finally:
         tilebridge.unmigrate()
     assert [list(p.shape) for p in kernel.params] == [[64, 96], [64, 96]]
+
+
+def test_cast_to_fp8_with_row_scales() -> None:
+    M, N = 40, 64
+    kernel = tilebridge_tilelang.compile(kernels.row_scaled_cast_to_fp8(M, N, 8), out_idx=[1, 2])
+    x = randn(M, N, seed=20) * 10
+    y, scales = kernel(x)
+    expected_scales = x.abs().amax(1).clamp_min(1e-4) / 448.0
+    torch.testing.assert_close(scales, expected_scales)
+    expected = (x / expected_scales[:, None]).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert y.dtype == torch.float8_e4m3fn
+    assert torch.equal(y.float(), expected.float())  # the same fp32 quotient, rounded to nearest even

@@ -14,7 +14,7 @@ from tilebridge.ir.types import is_float
 # TVM dtype strings → loop-IR scalar types. Unsigned types are absent on purpose: the IR chooses
 # unsigned behaviour per operation, which a generic TIR lowering cannot see, so they are refused.
 DTYPES = {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16", "bool": "i1", "int8": "i8",
-          "int16": "i16", "int32": "i32", "int64": "i64"}
+          "int16": "i16", "int32": "i32", "int64": "i64", "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2"}
 
 # Binary node type → (op for floats, op for integers); None where the form needs a handler of its own.
 BINARY = {"Add": ("add", "add"), "Sub": ("sub", "sub"), "Mul": ("mul", "mul"), "Div": ("fdiv", "div"),
@@ -131,12 +131,17 @@ class ExpressionLowering:
         one = n.Const(1.0, dtype)
         return n.Binary("fdiv", one, n.Binary("add", one, n.Unary("exp", n.Unary("neg", x, dtype), dtype), dtype), dtype)
 
+    def call_clamp(self, e, dtype: str) -> n.Expr:
+        x, lo, hi = (n.Cast(self.expr(a), dtype) for a in e.args)
+        low, high = ("fmax", "fmin") if is_float(dtype) else ("max", "min")
+        return n.Binary(high, n.Binary(low, x, lo, dtype), hi, dtype)
+
     def call_infinity(self, e, dtype: str) -> n.Expr:
         return n.Const(math.inf, dtype)
 
 
 CALLS = {"tirx.if_then_else": ExpressionLowering.call_if_then_else, "tirx.sigmoid": ExpressionLowering.call_sigmoid,
-         "tl.infinity": ExpressionLowering.call_infinity}
+         "tl.infinity": ExpressionLowering.call_infinity, "tl.clamp": ExpressionLowering.call_clamp}
 
 EXPRESSIONS = {
     "IntImm": lambda self, e: constant(e.value, ir_dtype(e.dtype)),
