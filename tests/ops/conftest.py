@@ -32,9 +32,13 @@ def generator() -> torch.Generator:
 
 
 @pytest.fixture
-def library():
-    """The whole library enabled for one test, counters reset; returns the counters to check what ran."""
-    enable(everything=True)
+def library(request):
+    """The library enabled for one test, counters reset; returns the counters to check what ran.
+
+    A test module may set `LIBRARY = [categories]` to enable only those: its inputs and references are
+    then made by ATen and the only kernels compiled are the ones under test, which keeps it fast."""
+    categories = getattr(request.module, "LIBRARY", None)
+    enable(include=categories) if categories else enable(everything=True)
     COUNTERS["served"].clear()
     COUNTERS["declined"].clear()
     yield COUNTERS

@@ -9,20 +9,11 @@ import pytest
 import torch
 
 from tests.ops.conftest import noncontiguous, random
-from tilebridge.integrations.torch import COUNTERS, disable, enable
 from tilebridge.integrations.torch.aten import bypassed
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
-@pytest.fixture
-def library():
-    """Only dropout enabled (overrides conftest's whole library): the tests' own helper ops stay with ATen
-    and compile nothing, which keeps the file fast."""
-    enable(include=["dropout"])
-    COUNTERS["served"].clear()
-    COUNTERS["declined"].clear()
-    yield COUNTERS
-    disable()
+LIBRARY = ["dropout"]  # the categories under test (see conftest.library)
 
 
 

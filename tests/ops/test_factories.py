@@ -4,15 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tilebridge.integrations.torch import COUNTERS, disable, enable
+from tilebridge.integrations.torch import disable, enable
 
-
-@pytest.fixture
-def factories():
-    enable(include=["factories"])
-    COUNTERS["served"].clear()
-    yield COUNTERS
-    disable()
+LIBRARY = ["factories"]  # the category under test (see conftest.library)
 
 
 def _eager(fn):
@@ -39,15 +33,15 @@ CALLS = [
 
 
 @pytest.mark.parametrize("index", range(len(CALLS)))
-def test_factories_match_aten(factories, index):
+def test_factories_match_aten(library, index):
     ours = CALLS[index]()
     expected = _eager(CALLS[index])
     assert ours.dtype == expected.dtype and ours.shape == expected.shape
     assert torch.equal(ours, expected)
-    assert sum(factories["served"].values()) >= 1
+    assert sum(library["served"].values()) >= 1
 
 
-def test_clone_and_casts_of_strided_tensors(factories):
+def test_clone_and_casts_of_strided_tensors(library):
     g = torch.Generator().manual_seed(3)
     x = (torch.randn(65, 130, generator=g) * 100)[:, ::3]
     ints = torch.randint(-9, 9, (77,), generator=g)
@@ -56,10 +50,10 @@ def test_clone_and_casts_of_strided_tensors(factories):
     for case in cases:
         ours = case()
         torch.testing.assert_close(ours, _eager(case), rtol=0, atol=0)
-    assert factories["served"]["clone"] >= 1 and factories["served"]["_to_copy"] >= 4
+    assert library["served"]["clone"] >= 1 and library["served"]["_to_copy"] >= 4
 
 
-def test_fractional_float_ranges_are_left_to_aten(factories):
+def test_fractional_float_ranges_are_left_to_aten(library):
     result = torch.arange(0, 1, 0.1)
     assert torch.equal(result, _eager(lambda: torch.arange(0, 1, 0.1)))
-    assert factories["declined"]["arange.start_step"] >= 1
+    assert library["declined"]["arange.start_step"] >= 1

@@ -10,22 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from tests.ops.conftest import noncontiguous, random
-from tilebridge.integrations.torch import COUNTERS, disable, enable
 from tilebridge.integrations.torch.aten import bypassed
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 REDUCTIONS = ("none", "mean", "sum")
 
-@pytest.fixture
-def library():
-    """Only losses, softmax enabled (overrides conftest's whole library): the tests' own helper ops stay with ATen
-    and compile nothing, which keeps the file fast."""
-    enable(include=["losses", "softmax"])
-    COUNTERS["served"].clear()
-    COUNTERS["declined"].clear()
-    yield COUNTERS
-    disable()
+LIBRARY = ["losses", "softmax"]  # the categories under test (see conftest.library)
 
 
 

@@ -7,21 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from tests.ops.conftest import random
-from tilebridge.integrations.torch import COUNTERS, disable, enable
 from tilebridge.integrations.torch.aten import bypassed
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 6e-2}
 
-@pytest.fixture
-def library():
-    """Only norms enabled (overrides conftest's whole library): the tests' own helper ops stay with ATen
-    and compile nothing, which keeps the file fast."""
-    enable(include=["norms"])
-    COUNTERS["served"].clear()
-    COUNTERS["declined"].clear()
-    yield COUNTERS
-    disable()
+LIBRARY = ["norms"]  # the categories under test (see conftest.library)
 
 
 

@@ -6,22 +6,13 @@ import pytest
 import torch
 
 from tests.ops.conftest import random
-from tilebridge.integrations.torch import COUNTERS, disable, enable
 from tilebridge.integrations.torch.aten import bypassed
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
           torch.bool)
 SHAPE = (5, 37, 3)
 
-@pytest.fixture
-def library():
-    """Only scans enabled (overrides conftest's whole library): the tests' own helper ops stay with ATen
-    and compile nothing, which keeps the file fast."""
-    enable(include=["scans"])
-    COUNTERS["served"].clear()
-    COUNTERS["declined"].clear()
-    yield COUNTERS
-    disable()
+LIBRARY = ["scans"]  # the categories under test (see conftest.library)
 
 
 

@@ -9,21 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from tests.ops.conftest import noncontiguous, random
-from tilebridge.integrations.torch import COUNTERS, disable, enable
 from tilebridge.integrations.torch.aten import bypassed
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
           torch.bool)
 
 
-@pytest.fixture
-def library():
-    """Only this file's categories enabled: inputs and references are made by ATen, so the only compiles are ours."""
-    enable(include=["indexing", "shape"])
-    COUNTERS["served"].clear()
-    COUNTERS["declined"].clear()
-    yield COUNTERS
-    disable()
+LIBRARY = ["indexing", "shape"]  # the categories under test (see conftest.library)
 
 
 def _same(fn, *inputs):
