@@ -8,7 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-SUPPORTED_VERSIONS = {"triton": "3.6.0", "torch": "2.13.0"}
+# Pinned because tilebridge relies on their internals (TTIR, the tile TIR, the dispatcher).
+SUPPORTED_VERSIONS = {"triton": "3.6.0", "torch": "2.13.0", "tilelang": "0.1.15"}
 
 
 def activate() -> None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 import warnings
 from importlib import metadata
 
-from tilebridge import SUPPORTED_VERSIONS as _CORE_VERSIONS
-
-# tilelang's tile TIR (op names, region operands) changes between 0.1.x releases: its frontend is pinned too.
-SUPPORTED_VERSIONS = {**_CORE_VERSIONS, "tilelang": "0.1.15"}
+from tilebridge import SUPPORTED_VERSIONS  # tilelang's tile TIR changes between 0.1.x releases: pinned too
 
 _checked = False
 

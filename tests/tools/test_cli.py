@@ -35,11 +35,11 @@ def test_doctor_passes_on_this_machine() -> None:
     result = run_cli("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    for check in ("C compiler", "OpenMP", "libmvec", "triton version", "torch version", "backend registered",
+    for check in ("C compiler", "OpenMP", "libmvec", "triton version", "torch version", "tilelang version", "backend registered",
                   "active driver", "device", "cache dir", "Triton vector add"):
         assert any(line.startswith("OK") and check in line for line in lines), f"no OK line for {check}:\n{result.stdout}"
     assert "FAIL" not in result.stdout
-    assert "10/10 checks passed" in result.stdout
+    assert "11/11 checks passed" in result.stdout
 
 
 def test_doctor_fails_without_the_cpu_driver() -> None:

@@ -130,6 +130,10 @@ def check_torch_version() -> str:
     return _check_version("torch")
 
 
+def check_tilelang_version() -> str:
+    return _check_version("tilelang")
+
+
 def check_backend_registered() -> str:
     from triton.backends import backends
 
@@ -184,6 +188,7 @@ CHECKS: list[tuple[str, Callable[[], str]]] = [
     ("libmvec", check_libmvec),
     ("triton version", check_triton_version),
     ("torch version", check_torch_version),
+    ("tilelang version", check_tilelang_version),
     ("backend registered", check_backend_registered),
     ("active driver", check_active_driver),
     ("device", check_device),
