@@ -67,7 +67,9 @@ def test_migrate_maps_devices_and_unmigrate_restores() -> None:
         first = torch.rand(4, device="cuda")
         torch.cuda.manual_seed(3)
         assert torch.equal(first, torch.rand(4))
+        torch.cpu.set_stream(torch.cpu.Stream())  # device-generic code: getattr(torch, device.type).set_stream
     finally:
         tilebridge.unmigrate()
     assert torch.cuda.is_available() == available
+    assert not hasattr(torch.cpu, "set_stream")
     assert torch.ones(1, device="cpu").device.type == "cpu"

@@ -12,6 +12,8 @@ of PyTorch onto the CPU, in the spirit of torch_npu's `transfer_to_npu`:
   the host clock; `get_device_properties`, `get_device_name`, `current_device`, `device_count`,
   memory queries, `manual_seed(_all)`, `Stream`/`current_stream`/`stream(...)` answer for the CPU.
 - Triton: the CPU becomes triton's active driver (`tilebridge.activate()`).
+- `torch.cpu.set_stream`, which device-generic code calls on `getattr(torch, device.type)` and CPU
+  torch lacks, is added as a no-op.
 
 What it cannot map: `tensor.is_cuda` and `tensor.device.type` stay those of a CPU tensor (they are
 C++ properties); CUDA-only libraries (cuBLAS handles, NCCL, `torch.cuda.graphs`) and custom CUDA
@@ -155,6 +157,11 @@ CUDA_API: dict[str, Any] = {
 }
 
 
+# torch.cpu names that device-generic host code (`getattr(torch, device.type).set_stream(...)`, as in
+# Triton's softmax tutorial) expects of every device module, where CPU torch lacks them.
+CPU_API: dict[str, Any] = {"set_stream": _nothing}
+
+
 def migrate() -> None:
     """Map CUDA requests onto the CPU for the rest of this process (see the module docstring)."""
     if _state["mode"] is not None:
@@ -165,6 +172,9 @@ def migrate() -> None:
     _state["saved"] = {name: getattr(torch.cuda, name) for name in CUDA_API if hasattr(torch.cuda, name)}
     for name, value in CUDA_API.items():
         setattr(torch.cuda, name, value)
+    _state["added_cpu"] = [name for name in CPU_API if not hasattr(torch.cpu, name)]
+    for name in _state["added_cpu"]:
+        setattr(torch.cpu, name, CPU_API[name])
     mode = CudaToCpu()
     mode.__enter__()
     _state["mode"] = mode
@@ -181,6 +191,8 @@ def unmigrate() -> None:
             setattr(torch.cuda, name, _state["saved"][name])
         else:
             delattr(torch.cuda, name)
+    for name in _state.pop("added_cpu", []):
+        delattr(torch.cpu, name)
     _state["mode"] = None
 
 
