@@ -140,8 +140,10 @@ def compare(actual: Any, expected: Any, reference: Any | None) -> tuple[bool, st
             if isinstance(a, torch.Tensor) or isinstance(e, torch.Tensor) or not (a == e or (a != a and e != e)):
                 return False, f"result {i}: {a!r} != {e!r}"
             continue
-        if a.shape != e.shape or a.dtype != e.dtype:
-            return False, f"result {i}: {a.dtype}{list(a.shape)} != ATen's {e.dtype}{list(e.shape)}"
+        if a.shape != e.shape or a.dtype != e.dtype or a.layout != e.layout:
+            return False, f"result {i}: {a.dtype}{list(a.shape)} {a.layout} != ATen's {e.dtype}{list(e.shape)} {e.layout}"
+        if a.layout != torch.strided:  # sparse results (a dense op's sample may return them): compare their values
+            a, e = a.to_dense(), e.to_dense()
         if not e.is_floating_point() and not e.is_complex():
             if not torch.equal(a, e):
                 return False, f"result {i}: {int((a != e).sum())} of {e.numel()} elements differ"
