@@ -43,3 +43,15 @@ def library(request):
     COUNTERS["declined"].clear()
     yield COUNTERS
     disable()
+
+
+def same_as_aten(fn, *inputs):
+    """fn(*inputs) with the library and with ATen (`bypassed`): the same dtype, shape and values, exactly."""
+    from tilebridge.integrations.torch.aten import bypassed
+
+    got = fn(*inputs)
+    with bypassed():
+        want = fn(*inputs)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert torch.equal(got, want), (got, want)
+    return got

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.ops.conftest import noncontiguous, random
+from tests.ops.conftest import noncontiguous, random, same_as_aten
 from tilebridge.integrations.torch.aten import bypassed
 
 MOVED = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int8, torch.uint8, torch.bool)
@@ -20,23 +20,14 @@ FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 LIBRARY = ["indexing", "shape"]  # the categories under test (see conftest.library)
 
 
-def _same(fn, *inputs):
-    """fn(*inputs) with the library and with ATen: the same dtype, shape and values (NaN where NaN)."""
-    got = fn(*inputs)
-    with bypassed():
-        want = fn(*inputs)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert torch.equal(got, want), (got, want)
-    return got
-
 
 @pytest.mark.parametrize("dtype", MOVED)
 def test_embedding_every_dtype(library, generator, dtype):
     weight = random((37, 13), dtype, generator)
     indices = torch.randint(0, 37, (5, 7), generator=generator)
-    _same(F.embedding, indices, weight)
-    _same(F.embedding, indices.int() if dtype == torch.float32 else indices, noncontiguous(weight))  # int32: one case
-    _same(lambda i, w: F.embedding(i, w), noncontiguous(indices), weight.t().contiguous().t())
+    same_as_aten(F.embedding, indices, weight)
+    same_as_aten(F.embedding, indices.int() if dtype == torch.float32 else indices, noncontiguous(weight))  # int32: one case
+    same_as_aten(lambda i, w: F.embedding(i, w), noncontiguous(indices), weight.t().contiguous().t())
     assert library["served"]["embedding"] == 3
 
 
@@ -67,12 +58,12 @@ def test_index_select_and_gather_every_dtype(library, generator, dtype):
     x = random((6, 37, 5), dtype, generator)
     for dim, source in [(1, x), (0, noncontiguous(x)), (-1, x.transpose(0, 2))]:
         index = torch.randint(0, source.shape[dim], (23,), generator=generator)
-        _same(torch.index_select, source, dim, index)
+        same_as_aten(torch.index_select, source, dim, index)
         gather_shape = list(source.shape)
         gather_shape[dim] = 9
         gather_shape[0] = min(gather_shape[0], 4) if dim != 0 else gather_shape[0]
         gather_index = torch.randint(0, source.shape[dim], gather_shape, generator=generator)
-        _same(torch.gather, source, dim, gather_index)
+        same_as_aten(torch.gather, source, dim, gather_index)
     out = torch.full((6, 4, 5), 7, dtype=dtype)
     index = torch.tensor([36, 0, 36, 2], dtype=torch.int32 if dtype == torch.float32 else torch.int64)
     torch.index_select(x, 1, index, out=out)
@@ -86,9 +77,9 @@ def test_scatter_every_dtype(library, generator, dtype):
     x = random((11, 7), dtype, generator)
     src = random((4, 9), dtype, generator)
     index = torch.stack([torch.randperm(11, generator=generator)[:4] for _ in range(5)], 1)  # no duplicates per column
-    _same(lambda a, s: a.scatter(0, index, s), x, src)
-    _same(lambda a, s: a.scatter(0, index, s), noncontiguous(x), noncontiguous(src))
-    _same(lambda a: a.scatter(0, index, 1), x)
+    same_as_aten(lambda a, s: a.scatter(0, index, s), x, src)
+    same_as_aten(lambda a, s: a.scatter(0, index, s), noncontiguous(x), noncontiguous(src))
+    same_as_aten(lambda a: a.scatter(0, index, 1), x)
     target = x.clone()
     target.scatter_(0, index, src)
     with bypassed():
@@ -105,9 +96,9 @@ def test_scatter_add_reduce_and_index_add(library, generator, dtype):
     x = random((13, 6), dtype, generator, 0.5, 2.0)
     src = random((40, 5), dtype, generator, 0.5, 2.0)
     index = torch.randint(0, 13, (40, 5), generator=generator)
-    _same(lambda a, s: a.scatter_add(0, index, s), x, noncontiguous(src))
-    _same(lambda a, s: a.scatter(0, index[:7], s, reduce="multiply"), x, src)
-    _same(lambda a, s: a.scatter(1, index[:13, :3] % 6, s, reduce="add"), noncontiguous(x), src)
+    same_as_aten(lambda a, s: a.scatter_add(0, index, s), x, noncontiguous(src))
+    same_as_aten(lambda a, s: a.scatter(0, index[:7], s, reduce="multiply"), x, src)
+    same_as_aten(lambda a, s: a.scatter(1, index[:13, :3] % 6, s, reduce="add"), noncontiguous(x), src)
     rows = torch.randint(0, 13, (40,), generator=generator)
     alpha = 0.75 if dtype.is_floating_point else 2
     for self_, dim, index_, source in [(x[:, :5], 0, rows, src), (x.t(), 1, rows[:5], noncontiguous(src[:6])),
@@ -147,13 +138,13 @@ def test_advanced_indexing_get_and_put(library, generator, dtype):
     rows, last = torch.randint(-6, 6, (4, 3), generator=generator), torch.randint(0, 5, (3,), generator=generator)
     mask = random((6, 7), torch.bool, generator)
     values = random((4, 3, 7), dtype, generator)
-    _same(lambda t: t[rows], x)
-    _same(lambda t: t[rows, :, last], noncontiguous(x))  # indexed dims apart: the batch goes first
-    _same(lambda t: t[:, last[:2], last[:1]], x.transpose(0, 2))
-    _same(lambda t: t[mask], x)
-    _same(lambda t: _setitem(t.clone(), (rows, slice(None), last), values), x)
-    _same(lambda t: _setitem(t.clone(), mask, values[0, 0, 0]), noncontiguous(x))
-    _same(lambda t: t.index_put((rows,), values[0, 0, :5]), x)
+    same_as_aten(lambda t: t[rows], x)
+    same_as_aten(lambda t: t[rows, :, last], noncontiguous(x))  # indexed dims apart: the batch goes first
+    same_as_aten(lambda t: t[:, last[:2], last[:1]], x.transpose(0, 2))
+    same_as_aten(lambda t: t[mask], x)
+    same_as_aten(lambda t: _setitem(t.clone(), (rows, slice(None), last), values), x)
+    same_as_aten(lambda t: _setitem(t.clone(), mask, values[0, 0, 0]), noncontiguous(x))
+    same_as_aten(lambda t: t.index_put((rows,), values[0, 0, :5]), x)
     assert library["served"]["index.Tensor"] == 4 and library["served"]["index_put_"] == 2
     assert library["served"]["index_put"] == 1
 
@@ -164,8 +155,8 @@ def test_index_put_accumulate_with_duplicates(library, generator, dtype):
     x = random((7, 6, 5), dtype, generator).transpose(0, 1)
     rows = torch.randint(0, 6, (50,), generator=generator)
     values = random((50, 7, 5), dtype, generator)
-    _same(lambda t: t.clone().index_put_((rows,), values, accumulate=True), x)
-    _same(lambda t: t.index_put((rows[:9], rows[:9]), values[:9, 0], accumulate=True), x.contiguous())
+    same_as_aten(lambda t: t.clone().index_put_((rows,), values, accumulate=True), x)
+    same_as_aten(lambda t: t.index_put((rows[:9], rows[:9]), values[:9, 0], accumulate=True), x.contiguous())
     assert library["served"]["index_put_"] + library["served"]["index_put"] >= 2
 
 

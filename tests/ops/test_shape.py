@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.ops.conftest import noncontiguous, random
+from tests.ops.conftest import noncontiguous, random, same_as_aten
 from tilebridge.integrations.torch.aten import bypassed
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
@@ -18,21 +18,13 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32
 LIBRARY = ["indexing", "shape"]  # the categories under test (see conftest.library)
 
 
-def _same(fn, *inputs):
-    got = fn(*inputs)
-    with bypassed():
-        want = fn(*inputs)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert torch.equal(got, want), (got, want)
-    return got
-
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cat_and_stack(library, generator, dtype):
     a, b = random((5, 7, 3), dtype, generator), random((5, 2, 3), dtype, generator)
-    _same(lambda x, y: torch.cat([x, y, x[:, :0], torch.empty(0, dtype=dtype)], 1), a, noncontiguous(b))
-    _same(lambda x, y: torch.cat([x, y], -1), a.transpose(0, 2), random((3, 7, 11), dtype, generator))
-    _same(lambda x, y: torch.stack([x, y, x], 1), noncontiguous(a), a.transpose(1, 2).contiguous().transpose(1, 2))
+    same_as_aten(lambda x, y: torch.cat([x, y, x[:, :0], torch.empty(0, dtype=dtype)], 1), a, noncontiguous(b))
+    same_as_aten(lambda x, y: torch.cat([x, y], -1), a.transpose(0, 2), random((3, 7, 11), dtype, generator))
+    same_as_aten(lambda x, y: torch.stack([x, y, x], 1), noncontiguous(a), a.transpose(1, 2).contiguous().transpose(1, 2))
     out = torch.empty(10, 7, 3, dtype=dtype)
     torch.cat([a, a.flip(0)], out=out)
     with bypassed():
@@ -43,13 +35,13 @@ def test_cat_and_stack(library, generator, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_repeat_pad_flip(library, generator, dtype):
     x = random((5, 7, 3), dtype, generator)
-    _same(lambda t: t.repeat(2, 1, 3, 2), noncontiguous(x))
-    _same(lambda t: t.repeat(1, 1), x[0])
+    same_as_aten(lambda t: t.repeat(2, 1, 3, 2), noncontiguous(x))
+    same_as_aten(lambda t: t.repeat(1, 1), x[0])
     fill = True if dtype == torch.bool else 1.5 if dtype.is_floating_point else 3
-    _same(lambda t: F.pad(t, (1, 2, -1, 3), value=fill), x)
-    _same(lambda t: F.pad(t, (0, 0, 2, 0, 1, 1)), noncontiguous(x))
-    _same(lambda t: t.flip(0, 2), x.transpose(0, 2))
-    _same(lambda t: t.flip(-1), noncontiguous(x))
+    same_as_aten(lambda t: F.pad(t, (1, 2, -1, 3), value=fill), x)
+    same_as_aten(lambda t: F.pad(t, (0, 0, 2, 0, 1, 1)), noncontiguous(x))
+    same_as_aten(lambda t: t.flip(0, 2), x.transpose(0, 2))
+    same_as_aten(lambda t: t.flip(-1), noncontiguous(x))
     for overload, count in (("repeat", 2), ("constant_pad_nd", 2), ("flip", 2)):
         assert library["served"][overload] == count, overload
 
@@ -58,8 +50,8 @@ def test_repeat_pad_flip(library, generator, dtype):
 def test_tril_triu(library, generator, dtype):
     x = random((3, 6, 11), dtype, generator)
     for diagonal in (-2, 0, 3):
-        _same(lambda t: t.tril(diagonal), x)
-        _same(lambda t: t.triu(diagonal), noncontiguous(x))
+        same_as_aten(lambda t: t.tril(diagonal), x)
+        same_as_aten(lambda t: t.triu(diagonal), noncontiguous(x))
     target = noncontiguous(x.clone())
     target.triu_(1)
     out = torch.empty(11, 6, dtype=dtype)
