@@ -25,13 +25,16 @@ through: `tilelang.compile`, which `tilelang.jit`'s `JITImpl.compile` calls as `
 Importing this package wraps that function (and `tilelang.compile`) once; the wrapper sends a kernel to
 tilebridge when its target is "tilebridge" or "cpu" (names tilelang itself rejects), or unset/"auto"
 after `activate()`, and passes every other call to tilelang unchanged. `deactivate()` turns the default
-routing off again. Nothing of tilelang is edited or copied.
+routing off again. Nothing of tilelang is edited or copied. tilelang's `do_bench` is wrapped the same way, so
+GPU timing backends ("cupti", "event", ...) fall back to its host wall clock where CUDA is absent
+(`profiler.py`).
 """
 from __future__ import annotations
 
 from tilebridge.frontends.tilelang.exprs import UnsupportedConstruct
 from tilebridge.frontends.tilelang.kernel import TileBridgeKernel, compile
 from tilebridge.frontends.tilelang.lower import lower_prim_func
+from tilebridge.frontends.tilelang.profiler import install as install_profiler
 
 __all__ = ["TileBridgeKernel", "UnsupportedConstruct", "activate", "compile", "deactivate", "lower_prim_func"]
 
@@ -66,6 +69,7 @@ def _install() -> None:
     compile_.__doc__ = original.__doc__
     jit.compile = compile_
     tilelang.compile = compile_
+    install_profiler()
 
 
 def activate() -> None:

@@ -12,6 +12,8 @@ of PyTorch onto the CPU, in the spirit of torch_npu's `transfer_to_npu`:
   the host clock; `get_device_properties`, `get_device_name`, `current_device`, `device_count`,
   memory queries, `manual_seed(_all)`, `Stream`/`current_stream`/`stream(...)` answer for the CPU.
 - Triton: the CPU becomes triton's active driver (`tilebridge.activate()`).
+- TileLang: kernels compiled without a target (or "auto") run through tilebridge's TileLang frontend,
+  from the moment the script imports `tilelang` (importing it here would cost every script seconds).
 - `torch.cpu.set_stream`, which device-generic code calls on `getattr(torch, device.type)` and CPU
   torch lacks, is added as a no-op.
 
@@ -22,6 +24,8 @@ extensions stay unavailable; every torch call pays a Python-level check of its a
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
 import os
 import runpy
 import sys
@@ -162,6 +166,51 @@ CUDA_API: dict[str, Any] = {
 CPU_API: dict[str, Any] = {"set_stream": _nothing}
 
 
+def _route_tilelang() -> None:
+    from tilebridge.frontends.tilelang import activate
+
+    activate()
+
+
+class RouteTileLangOnImport(importlib.abc.MetaPathFinder):
+    """Turns on tilebridge's TileLang routing right after `tilelang` is first imported.
+
+    It answers only for the top-level `tilelang` package: it takes itself off `sys.meta_path`, finds
+    the real spec and wraps that spec's loader so the routing starts once the package has run."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "tilelang":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def run_then_route(module: Any) -> None:
+            run(module)
+            _route_tilelang()
+        spec.loader.exec_module = run_then_route  # type: ignore[method-assign]
+        return spec
+
+
+def _start_tilelang_routing() -> None:
+    if "tilelang" in sys.modules:
+        _route_tilelang()
+    elif importlib.util.find_spec("tilelang") is not None:
+        finder = _state["tilelang_finder"] = RouteTileLangOnImport()
+        sys.meta_path.insert(0, finder)
+
+
+def _stop_tilelang_routing() -> None:
+    finder = _state.pop("tilelang_finder", None)
+    if finder in sys.meta_path:
+        sys.meta_path.remove(finder)
+    if "tilebridge.frontends.tilelang" in sys.modules:
+        sys.modules["tilebridge.frontends.tilelang"].deactivate()
+
+
 def migrate() -> None:
     """Map CUDA requests onto the CPU for the rest of this process (see the module docstring)."""
     if _state["mode"] is not None:
@@ -175,6 +224,7 @@ def migrate() -> None:
     _state["added_cpu"] = [name for name in CPU_API if not hasattr(torch.cpu, name)]
     for name in _state["added_cpu"]:
         setattr(torch.cpu, name, CPU_API[name])
+    _start_tilelang_routing()
     mode = CudaToCpu()
     mode.__enter__()
     _state["mode"] = mode
@@ -193,6 +243,7 @@ def unmigrate() -> None:
             delattr(torch.cuda, name)
     for name in _state.pop("added_cpu", []):
         delattr(torch.cpu, name)
+    _stop_tilelang_routing()
     _state["mode"] = None
 
 
