@@ -265,3 +265,30 @@ def row_scaled_cast_to_fp8(M, N, block_M):
             T.copy(y, Y[bx * block_M, 0])
             T.copy(amax, S[bx * block_M])
     return main
+
+
+def center_columns_two_stage(M, N, block_M, dtype="float32"):
+    """Two T.Kernel scopes in one PrimFunc: the first writes per-block column sums into a T.alloc_global
+    scratch tensor, the second combines them and subtracts the column means (split + combine)."""
+    blocks = (M + block_M - 1) // block_M
+
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), Y: T.Tensor((M, N), dtype)):
+        partials = T.alloc_global((blocks, N), dtype)
+        with T.Kernel(blocks, threads=128) as bx:
+            x = T.alloc_fragment((block_M, N), dtype)
+            column = T.alloc_fragment((N,), dtype)
+            T.copy(X[bx * block_M, 0], x)
+            T.reduce_sum(x, column, dim=0)
+            T.copy(column, partials[bx, 0])
+        with T.Kernel(blocks, threads=128) as bx:
+            sums = T.alloc_fragment((blocks, N), dtype)
+            mean = T.alloc_fragment((N,), dtype)
+            x = T.alloc_fragment((block_M, N), dtype)
+            T.copy(partials, sums)
+            T.reduce_sum(sums, mean, dim=0)
+            T.copy(X[bx * block_M, 0], x)
+            for i, j in T.Parallel(block_M, N):
+                x[i, j] = x[i, j] - mean[j] / M
+            T.copy(x, Y[bx * block_M, 0])
+    return main

@@ -174,3 +174,11 @@ def test_cast_to_fp8_with_row_scales() -> None:
     expected = (x / expected_scales[:, None]).clamp(-448, 448).to(torch.float8_e4m3fn)
     assert y.dtype == torch.float8_e4m3fn
     assert torch.equal(y.float(), expected.float())  # the same fp32 quotient, rounded to nearest even
+
+
+def test_two_kernel_scopes_share_a_global_scratch_tensor() -> None:
+    M, N = 100, 37
+    kernel = tilebridge_tilelang.compile(kernels.center_columns_two_stage(M, N, 16), out_idx=[1])
+    assert len(kernel.stages) == 2
+    x = randn(M, N, seed=21)
+    torch.testing.assert_close(kernel(x), x - x.mean(0), rtol=1e-5, atol=1e-5)

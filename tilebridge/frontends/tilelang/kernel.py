@@ -3,7 +3,9 @@
 `compile(func, out_idx)` plays `tilelang.compile`: the PrimFunc is lowered to the loop IR, rendered by
 the same C renderer as Triton kernels, built by the same toolchain (cached on disk by source), and the
 returned `TileBridgeKernel` is called as a `JITKernel` is: with the input tensors only when `out_idx`
-names outputs (they are allocated and returned), or with every tensor.
+names outputs (they are allocated and returned), or with every tensor. A PrimFunc with several T.Kernel
+scopes is several stages, each its own shared library, launched in order on the same arguments plus
+the `T.alloc_global` scratch tensors allocated for the call.
 """
 from __future__ import annotations
 
@@ -43,21 +45,39 @@ def normalize_out_idx(out_idx, count: int) -> list[int]:
     return sorted(i % count for i in indices)
 
 
-class TileBridgeKernel:
-    """Callable like tilelang's `JITKernel`; `get_kernel_source()` returns the generated C."""
+class Stage:
+    """One T.Kernel scope: its loop IR, C source, library and entry points."""
 
-    def __init__(self, func, out_idx=None, num_threads: int = 0) -> None:
-        self.prim_func = func
-        self.ir, self.signature = lower_prim_func(func)
-        self.name = self.ir.name
-        self.source = override_source(self.name, "c") or render_kernel(self.ir)
-        dump_stage(self.name, {"tbir": self.ir.to_text(), "c": self.source})
+    def __init__(self, ir) -> None:
+        self.ir, self.name = ir, ir.name
+        self.source = override_source(self.name, "c") or render_kernel(ir)
+        dump_stage(self.name, {"tbir": ir.to_text(), "c": self.source})
         self.library = load_library(build(self.source, self.name))
         self.entry = self.library.python_entry
         self.function = getattr(self.library, f"{self.name}_launch")
         self.function.restype = ctypes.c_int
         self.function.argtypes = [ctypes.c_int32] * 4 + [ctypes.c_void_p if is_pointer(p.dtype) else
-                                                         getattr(ctypes, CTYPES[c_type(p.dtype)]) for p in self.ir.params]
+                                                         getattr(ctypes, CTYPES[c_type(p.dtype)]) for p in ir.params]
+
+    def launch(self, grid: list, threads: int, values: list) -> None:
+        status = self.entry(*grid, threads, *values) if self.entry is not None else -1
+        if status < 0:  # no CPython entry (built without Python's headers): the ctypes route
+            status = self.function(*grid, threads, *[v.data_ptr() if hasattr(v, "data_ptr") else v for v in values])
+        if status == 1:
+            raise MemoryError(f"kernel {self.name}: could not allocate the per-thread tile arena")
+        if status:
+            raise AssertionError(f"device-side assertion failed in kernel {self.name}")
+
+
+class TileBridgeKernel:
+    """Callable like tilelang's `JITKernel`; `get_kernel_source()` returns the generated C."""
+
+    def __init__(self, func, out_idx=None, num_threads: int = 0) -> None:
+        self.prim_func = func
+        irs, self.signature = lower_prim_func(func)
+        self.stages = [Stage(ir) for ir in irs]
+        self.ir, self.name = irs[0], irs[0].name
+        self.source = "\n".join(stage.source for stage in self.stages)
         self.param_count = len(func.params)
         self.out_idx = normalize_out_idx(out_idx, self.param_count)
         for i in self.out_idx:
@@ -74,7 +94,7 @@ class TileBridgeKernel:
 
     def get_ir(self) -> str:
         """The loop IR the C was rendered from."""
-        return self.ir.to_text()
+        return "\n".join(stage.ir.to_text() for stage in self.stages)
 
     @property
     def params(self) -> list:
@@ -99,17 +119,14 @@ class TileBridgeKernel:
                 dtype, shape, _ = self.signature.tensors[i]
                 full[i] = torch.empty([evaluate(d, env) for d in shape], dtype=getattr(torch, TORCH_DTYPES[dtype]))
         self.check(full, env)
-        grid = [evaluate(g, env) if g is not None else 1 for g in self.signature.grid]
-        values = full + [env[symbol] for symbol, *_ in self.signature.symbols]
-        if all(g > 0 for g in grid):
-            threads = self.num_threads or torch.get_num_threads()
-            status = self.entry(*grid, threads, *values) if self.entry is not None else -1
-            if status < 0:  # no CPython entry (built without Python's headers): the ctypes route
-                status = self.function(*grid, threads, *[v.data_ptr() if hasattr(v, "data_ptr") else v for v in values])
-            if status == 1:
-                raise MemoryError(f"kernel {self.name}: could not allocate the per-thread tile arena")
-            if status:
-                raise AssertionError(f"device-side assertion failed in kernel {self.name}")
+        scratch = [torch.empty([evaluate(d, env) for d in shape], dtype=getattr(torch, TORCH_DTYPES[dtype]))
+                   for dtype, shape in self.signature.scratch]
+        values = full + [env[symbol] for symbol, *_ in self.signature.symbols] + scratch
+        threads = self.num_threads or torch.get_num_threads()
+        for stage, grid in zip(self.stages, self.signature.grids):
+            grid = [evaluate(g, env) if g is not None else 1 for g in grid]
+            if all(g > 0 for g in grid):
+                stage.launch(grid, threads, values)
         outputs = [full[i] for i in self.out_idx]
         return None if not outputs else outputs[0] if len(outputs) == 1 else outputs
 

@@ -4,7 +4,10 @@ The tile TIR states what one thread block computes, without GPU thread mapping: 
 program. The mapping is direct:
 
 - `T.Kernel` grid bindings (`blockIdx.x/y/z` loops) are the program ids `tb_pid_x/y/z`; their extents
-  are the grid, evaluated on the host at each launch (they may depend on symbolic sizes).
+  are the grid, evaluated on the host at each launch (they may depend on symbolic sizes). A PrimFunc
+  with several `T.Kernel` scopes (split + combine, as in flash decoding) lowers to one loop-IR kernel
+  per scope, launched in order; `T.alloc_global` scratch buffers between them are allocated on the host
+  at each call and passed to every stage as extra pointer parameters.
 - buffers in `shared*`, `local.fragment`, `local` and `local.var` scopes are program buffers
   (`n.Buffer`, row-major, static shapes); global buffers are pointer parameters addressed with the
   PrimFunc's strides. Symbolic dimensions and strides become int32 parameters read from the tensors.
@@ -52,7 +55,8 @@ class Signature:
     tensors: dict = field(default_factory=dict)  # param index → (tvm dtype, shape exprs, stride exprs or None)
     scalars: dict = field(default_factory=dict)  # param index → IR dtype
     symbols: list = field(default_factory=list)  # (tvm Var, param index, "shape"|"stride", dim)
-    grid: list = field(default_factory=lambda: [None, None, None])
+    grids: list = field(default_factory=list)  # per launch stage: [x, y, z] TIR extents (None: 1)
+    scratch: list = field(default_factory=list)  # T.alloc_global: (tvm dtype, shape exprs), after the symbols
 
 
 class Lowering(ExpressionLowering, TileOpLowering):
@@ -68,6 +72,8 @@ class Lowering(ExpressionLowering, TileOpLowering):
         self.counter = 0
         self.signature = Signature()
         self.pids = tuple(n.Var(f"tb_pid_{a}", I32) for a in "xyz")
+        self.stages: list[tuple[list, list]] = []  # (statements, buffers) of each T.Kernel scope
+        self.grid: list | None = None  # the grid of the T.Kernel scope being lowered; None outside
 
     # ---- naming and emission ----
     def fresh(self, stem: str) -> str:
@@ -218,12 +224,33 @@ class Lowering(ExpressionLowering, TileOpLowering):
             self.threads.add(s.loop_var)
             raise UnsupportedConstruct(f"thread binding {tag!r} (T.get_thread_binding) is not supported by "
                                        "tilebridge's CPU backend")
+        if self.grid is None:  # the outermost grid binding opens a T.Kernel scope: one launch stage
+            self.kernel_scope(s)
+            return
         axis = GRID_AXES[tag]
-        if self.signature.grid[axis] is not None:
+        if self.grid[axis] is not None:
             raise UnsupportedConstruct(f"grid axis {tag} is bound twice")
-        self.signature.grid[axis] = s.extent
+        self.grid[axis] = s.extent
         self.vars[s.loop_var] = self.pids[axis]
         self.stmt(s.body)
+
+    def kernel_scope(self, s) -> None:
+        """Lower one T.Kernel scope into its own statements and buffers: a launch stage."""
+        outer = self.stmts, self.buffers
+        self.stmts, self.buffers, self.grid = [], [], [None, None, None]
+        try:
+            self.bind_thread(s)
+            self.stages.append((self.stmts, self.buffers))
+            self.signature.grids.append(self.grid)
+        finally:
+            (self.stmts, self.buffers), self.grid = outer, None
+
+    def scratch_buffer(self, buffer) -> None:
+        """`T.alloc_global`: a tensor the host allocates at each call, passed as one more pointer."""
+        pointer = n.Var(self.fresh(buffer.name), f"ptr<{ir_dtype(buffer.dtype)}>")
+        self.params.append(pointer)
+        self.signature.scratch.append((str(buffer.dtype), list(buffer.shape)))
+        self.globals[buffer.data] = self.global_buffer(buffer, pointer)
 
     def stmt_bind(self, s) -> None:
         value = s.value
@@ -241,7 +268,12 @@ class Lowering(ExpressionLowering, TileOpLowering):
         if len(getattr(s, "iter_values", ())) or len(block.iter_vars):
             raise UnsupportedConstruct("TIR blocks with iteration variables are not supported by tilebridge's CPU backend")
         for buffer in block.alloc_buffers:
-            self.local_buffer(buffer)
+            if buffer.scope() == "global":
+                if self.grid is not None:
+                    raise UnsupportedConstruct(f"T.alloc_global {buffer.name!r} inside T.Kernel: allocate it before")
+                self.scratch_buffer(buffer)
+            else:
+                self.local_buffer(buffer)
         for region in block.match_buffers:
             raise UnsupportedConstruct(f"match_buffer {region.buffer.name!r} inside a kernel is not supported")
         self.stmt(block.body)
@@ -296,12 +328,18 @@ class Lowering(ExpressionLowering, TileOpLowering):
             self.stmt(s.body)
 
     # ---- the kernel ----
-    def lower(self) -> n.Kernel:
+    def lower(self) -> list[n.Kernel]:
         self.bind_params()
         self.stmt(self.func.body)
+        if any(not isinstance(s, n.Declare) for s in self.stmts):
+            raise UnsupportedConstruct("statements outside T.Kernel (host code in the PrimFunc) are not supported")
+        if not self.stages:
+            raise UnsupportedConstruct("the PrimFunc has no T.Kernel scope")
         name = "tl_" + re.sub(r"[^A-Za-z0-9_]", "_", str(self.func.attrs["global_symbol"]) if self.func.attrs and
                               "global_symbol" in self.func.attrs else "kernel")
-        return n.Kernel(name, self.params, self.buffers, self.stmts)
+        host = self.stmts  # declarations of values the stages share (host-level lets)
+        return [n.Kernel(name if i == 0 else f"{name}_stage{i}", self.params, buffers + self.buffers, host + stmts)
+                for i, (stmts, buffers) in enumerate(self.stages)]
 
 
 def construct_name(op: str) -> str:
@@ -327,8 +365,9 @@ STATEMENTS = {
 }
 
 
-def lower_prim_func(func) -> tuple[n.Kernel, Signature]:
-    """Lower a tile-level PrimFunc to an optimized loop-IR kernel and its launch signature."""
+def lower_prim_func(func) -> tuple[list[n.Kernel], Signature]:
+    """Lower a tile-level PrimFunc to optimized loop-IR kernels (one per T.Kernel scope, launched in
+    order) and their launch signature."""
     lowering = Lowering(func)
-    kernel = optimize(lowering.lower())
-    return kernel, lowering.signature
+    kernels = [optimize(kernel) for kernel in lowering.lower()]
+    return kernels, lowering.signature
