@@ -152,3 +152,43 @@ def strided_kernel(X, Out, sxm, sxn, som, son, M, N, BM: tl.constexpr, BN: tl.co
     mask = (rm[:, None] < M) & (rn[None, :] < N)
     x = tl.load(X + rm[:, None] * sxm + rn[None, :] * sxn, mask=mask)
     tl.store(Out + rm[:, None] * som + rn[None, :] * son, tl.trans(tl.trans(x)) * 2 - 1, mask=mask)
+
+
+@triton.jit
+def guarded_row_sums_kernel(X, Sums, Squares, n_rows, n_cols, rows_per_program, BLOCK: tl.constexpr):
+    """Column sums of a run of rows under `if row < n_rows`: the if's result is the loop's carried tile."""
+    cols = tl.arange(0, BLOCK)
+    inside = cols < n_cols
+    sums = tl.zeros((BLOCK,), dtype=tl.float32)
+    squares = tl.zeros((BLOCK,), dtype=tl.float32)
+    for i in range(rows_per_program):
+        row = tl.program_id(0) * rows_per_program + i
+        if row < n_rows:
+            x = tl.load(X + row * n_cols + cols, mask=inside, other=0.0)
+            sums += x
+            squares += x * x
+    tl.store(Sums + tl.program_id(0) * n_cols + cols, sums, mask=inside)
+    tl.store(Squares + tl.program_id(0) * n_cols + cols, squares, mask=inside)
+
+
+@triton.jit
+def carried_tiles_kernel(X, Out, steps, B: tl.constexpr, MODE: tl.constexpr):
+    """Carried tiles whose update reads another element of a carry (a transpose), another carry (a
+    swap), or the carry's old value after an if that replaces it: none may be updated in place blindly."""
+    rows = tl.arange(0, B)[:, None]
+    cols = tl.arange(0, B)[None, :]
+    x = tl.load(X + rows * B + cols)
+    a = tl.zeros((B, B), dtype=tl.float32)
+    b = tl.zeros((B, B), dtype=tl.float32) + 1.0
+    total = tl.zeros((B, B), dtype=tl.float32)
+    for i in range(steps):
+        if MODE == 0:
+            a = tl.trans(a) * 0.5 + x
+        elif MODE == 1:
+            a, b = b, a + x
+        else:
+            old = a
+            if i % 2 == 0:
+                a = a + x
+            total += old
+    tl.store(Out + rows * B + cols, a + b * 3.0 + total * 5.0)

@@ -4,6 +4,7 @@ import threading
 import pytest
 import torch
 import triton.language as tl
+from triton import next_power_of_2 as triton_next_power_of_2
 
 from tests.frontends.triton import kernels as K
 
@@ -113,6 +114,39 @@ def test_while_loop_with_data_dependent_trip_count() -> None:
             steps += 1
         return steps
     assert o.tolist() == [collatz(v) for v in x.tolist()]
+
+
+@pytest.mark.parametrize("n_rows,n_cols,rows_per_program", [(37, 45, 8), (64, 128, 16), (5, 1000, 4)])
+def test_guarded_loop_carried_tiles(n_rows: int, n_cols: int, rows_per_program: int) -> None:
+    """`if row < n: acc += x` in a loop: the if writes the carried tile itself (no copy back)."""
+    x = torch.randn(n_rows, n_cols, generator=torch.Generator().manual_seed(n_rows))
+    programs = cdiv(n_rows, rows_per_program)
+    sums, squares = torch.full((programs, n_cols), float("nan")), torch.full((programs, n_cols), float("nan"))
+    K.guarded_row_sums_kernel[(programs,)](x, sums, squares, n_rows, n_cols, rows_per_program,
+                                           BLOCK=triton_next_power_of_2(n_cols))
+    padded = torch.cat([x, torch.zeros(programs * rows_per_program - n_rows, n_cols)]).view(programs, rows_per_program, -1)
+    torch.testing.assert_close(sums, padded.sum(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(squares, (padded * padded).sum(1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_carried_tiles_read_across_elements_and_carries(mode: int) -> None:
+    B, steps = 8, 5
+    x = torch.randn(B, B, generator=torch.Generator().manual_seed(mode))
+    a, b, total = torch.zeros(B, B), torch.ones(B, B), torch.zeros(B, B)
+    for i in range(steps):
+        if mode == 0:
+            a = a.t() * 0.5 + x
+        elif mode == 1:
+            a, b = b, a + x
+        else:
+            old = a
+            if i % 2 == 0:
+                a = a + x
+            total = total + old
+    out = torch.full((B, B), float("nan"))
+    K.carried_tiles_kernel[(1,)](x, out, steps, B=B, MODE=mode)
+    torch.testing.assert_close(out, a + b * 3.0 + total * 5.0, rtol=1e-5, atol=1e-5)
 
 
 def test_libdevice_functions() -> None:

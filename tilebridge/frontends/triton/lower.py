@@ -35,6 +35,7 @@ class Lowerer(ComputeLowering, ControlLowering):
         self.uses: dict[str, int] = {}
         self.nested_uses: set[str] = set()
         self.remaining: dict[str, int] = {}  # uses of each value not lowered yet
+        self.if_storages: dict[int, dict] = {}  # scf.if op -> {result index: carry storage it writes into}
         self.values: dict[str, TVal] = {}  # every settled value by name, to see which lazy ones are still live
         self.rereads: list[TVal] = []  # multi-use values left lazy: re-read at each use until a write
         self.op: Op | None = None
@@ -106,7 +107,7 @@ class Lowerer(ComputeLowering, ControlLowering):
         """Evaluate every pending lazy load (before a side effect could change what it reads), and
         store every multi-use value left lazy that is still to be read (`rereads`)."""
         for tv in list(self.pending):
-            if tv not in keep:
+            if tv not in keep and self.live(tv):  # a load whose readers were all evaluated is dead
                 self.materialize(tv, "ld")
         self.pending = [p for p in self.pending if p in keep]
         for tv in self.rereads:

@@ -7,8 +7,9 @@ from tilebridge.frontends.triton.tiles import (
     TVal,
     linear_index,
 )
-from tilebridge.frontends.triton.ttir import Op, TType
+from tilebridge.frontends.triton.ttir import Block, Op, TType
 from tilebridge.ir import nodes as n
+from tilebridge.ir.passes import children
 
 
 class ControlLowering:
@@ -36,16 +37,50 @@ class ControlLowering:
             shape = tv.shape
             self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(storage, linear_index(idx, shape), tv.gen(idx))))
 
+    def update_in_place(self, storage: n.Buffer, tv: TVal) -> None:
+        """storage := tv, where tv reads storage itself: `acc = acc + x` in a loop body.
+
+        Written straight over the storage when every read of it in tv's expression is of the very
+        element being written (the common accumulator); otherwise, e.g. a transposed read of the
+        carry, through a temporary buffer and a copy, as a parallel assignment must be.
+        """
+        shape = tv.shape
+        temp: list = []
+
+        def body(idx: tuple) -> None:
+            at = linear_index(idx, shape)
+            value = tv.gen(idx)
+            target = storage if _reads_only_at(value, storage.name, at) else None
+            if target is None:
+                temp.append(temp[0] if temp else self.new_buffer(tv.dtype, tv.type.numel, "carry"))
+                target = temp[0]
+            self.emit(n.BufWrite(target, at, value))
+
+        self.loop_nest(shape, body)
+        if temp:
+            copy = TVal(tv.type, None)
+            self.read_buffer(copy, temp[0])
+            self.write_storage(storage, copy)
+
     def write_all(self, storages: list, values: list) -> None:
-        """Parallel assignment: values that read any of the storages go through temporaries first."""
+        """Parallel assignment: every value that reads a storage is computed before any storage is written.
+
+        A tile that reads no storage but its own (an accumulator update) needs no temporary: it is
+        written in place (`update_in_place`), after the others were copied out.
+        """
         names = {s.name for s in storages}
-        staged = []
+        staged, in_place = [], []
         for s, v in zip(storages, values):
             if v.reads == frozenset([s.name]) and v.materialized:
                 continue  # yields its own carried value unchanged
+            if isinstance(s, n.Buffer) and v.reads & names == {s.name} and not v.materialized:
+                in_place.append((s, v))
+                continue
             if v.reads & names:
                 v = self.materialize(TVal(v.type, v.gen, v.cost, v.loads, v.reads), "carry")
             staged.append((s, v))
+        for s, v in in_place:
+            self.update_in_place(s, v)
         for s, v in staged:
             self.write_storage(s, v)
 
@@ -58,6 +93,7 @@ class ControlLowering:
         storages = [self.storage_for(ty, "carry") for _, ty in body_block.args[1:]]
         for s, v in zip(storages, inits):
             self.write_storage(s, v)
+        self.if_storages.update(_branch_results_into_carries(body_block, storages, self.uses))
         self.consumed(*inits)
         iv = n.Var(self.fresh("iv"), iv_type.elem)
         inner = dict(env)
@@ -77,7 +113,8 @@ class ControlLowering:
     def op_if(self, op: Op, args: list, env: dict) -> list:
         self.flush()
         cond = args[0].scalar()
-        storages = [self.storage_for(ty, "ifv") for _, ty in op.results]
+        given = self.if_storages.pop(id(op), {})
+        storages = [given.get(j) or self.storage_for(ty, "ifv") for j, (_, ty) in enumerate(op.results)]
         branches = []
         for region in op.regions:
             outer_stmts, body = self.stmts, []
@@ -86,8 +123,7 @@ class ControlLowering:
             term = self.lower_block(region, inner)
             self.flush()
             if term is not None and storages:
-                for s, name in zip(storages, term.operands):
-                    self.write_storage(s, inner[name])
+                self.write_all(storages, [inner[name] for name in term.operands])
             self.stmts = outer_stmts
             branches.append(body)
         self.emit(n.If(cond, branches[0], branches[1] if len(branches) > 1 else []))
@@ -139,3 +175,37 @@ class ControlLowering:
         results = self.lower_body(fn.body, inner, fn.result_types)
         self.op = saved
         return results
+
+
+def _reads_only_at(e, buffer: str, at) -> bool:
+    """Whether every read of `buffer` in expression `e` is at index `at`."""
+    if isinstance(e, n.BufRead) and e.buffer.name == buffer:
+        return e.index == at
+    return all(_reads_only_at(c, buffer, at) for c in children(e))
+
+
+def _branch_results_into_carries(body: Block, storages: list, uses: dict) -> dict:
+    """{id(scf.if op): {result index: carry storage}} for the ifs of a loop body whose result the body
+    yields as a carried tile, where the carried value is used nowhere but inside that if.
+
+    Such an if (`if row < n: acc += x`) can write its result straight into the carry's storage, so
+    the loop does not copy the whole tile back into the carry at every iteration.
+    """
+    term = body.ops[-1] if body.ops else None
+    if term is None or term.name != "scf.yield":
+        return {}
+    producers = {name: (op, j) for op in body.ops if op.name == "scf.if" for j, (name, _) in enumerate(op.results)}
+    found: dict = {}
+    for (arg, ty), storage, yielded in zip(body.args[1:], storages, term.operands):
+        if not ty.shape or yielded not in producers:
+            continue
+        op, j = producers[yielded]
+        chosen = found.setdefault(id(op), {})
+        if j not in chosen and storage not in chosen.values() and uses.get(arg, 0) == _uses_within(op, arg):
+            chosen[j] = storage
+    return found
+
+
+def _uses_within(op: Op, name: str) -> int:
+    """Uses of `name` as an operand of `op` or of any op nested in its regions."""
+    return op.operands.count(name) + sum(_uses_within(inner, name) for region in op.regions for inner in region.ops)
