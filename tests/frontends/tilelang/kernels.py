@@ -137,16 +137,6 @@ def matmul(M, N, K, block_M=64, block_N=64, block_K=32, trans_B=False, dtype="fl
     return main
 
 
-def thread_indexed(N):
-    """SIMT style: one element per thread through T.get_thread_binding, which the CPU backend refuses."""
-    @T.prim_func
-    def main(X: T.Tensor((N,), "float32")):
-        with T.Kernel(1, threads=N) as _:
-            tx = T.get_thread_binding()
-            X[tx] = X[tx] * 2.0
-    return main
-
-
 def column_sums_atomic(M, N, block_M, dtype="float32"):
     """Each block reduces its rows and adds the partial column sums into the output with a tile atomic;
     a per-block scalar total goes through an element atomic (split-K style accumulation)."""

@@ -100,11 +100,6 @@ def test_gemm_half_inputs_accumulate_in_float() -> None:
     torch.testing.assert_close(kernel(a, b), expected, rtol=2e-3, atol=2e-3)
 
 
-def test_thread_binding_is_refused_by_name() -> None:
-    with pytest.raises(tilebridge_tilelang.UnsupportedConstruct, match="T.get_thread_binding"):
-        tilebridge_tilelang.compile(kernels.thread_indexed(64))
-
-
 def test_launch_checks_arguments() -> None:
     kernel = tilebridge_tilelang.compile(kernels.elementwise_add(16, 16, 16, 16), out_idx=[2])
     a = randn(16, 16)

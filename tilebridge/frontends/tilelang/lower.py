@@ -14,7 +14,8 @@ program. The mapping is direct:
 - `T.Parallel` loops are vectorizable loops (the innermost); `T.serial`, `T.Pipelined` (stages mean
   nothing within one CPU thread) and `T.unroll` are plain loops.
 - tile operators (`tl.tileop.copy/fill/gemm/reduce`) lower in `tileops.py`; scalar expressions in
-  `exprs.py`. Statement kinds and tile operators are tables; anything else raises
+  `exprs.py`; a block body that reads thread indices (`T.get_thread_binding`) goes through the
+  per-thread emulation in `threads.py`. Statement kinds and tile operators are tables; anything else raises
   `UnsupportedConstruct` naming the TileLang construct.
 """
 from __future__ import annotations
@@ -23,12 +24,13 @@ import re
 from dataclasses import dataclass, field
 
 from tilebridge.frontends.tilelang.exprs import ExpressionLowering, UnsupportedConstruct, ir_dtype
+from tilebridge.frontends.tilelang.threads import PRIVATE_SCOPES, ThreadLowering, thread_extents
 from tilebridge.frontends.tilelang.tileops import ATOMIC_RETURNING, TILE_OPS, TileOpLowering
 from tilebridge.ir import nodes as n
 from tilebridge.ir.passes import optimize
 
 I32, I64 = "i32", "i64"
-LOCAL_SCOPES = ("shared", "shared.dyn", "local", "local.fragment", "local.var")
+LOCAL_SCOPES = ("shared", "shared.dyn", "local", "local.fragment", "local.var", "local.reducer")
 GRID_AXES = {"blockIdx.x": 0, "blockIdx.y": 1, "blockIdx.z": 2}
 
 
@@ -43,9 +45,11 @@ class GlobalBuffer:
 
 @dataclass
 class LocalBuffer:
-    """A program buffer with its static TileLang shape (indexed row-major)."""
+    """A program buffer with its static TileLang shape (indexed row-major); a private one holds one copy
+    per emulated thread, the copy of thread t at t * size."""
     buffer: n.Buffer
     shape: tuple
+    private: bool = False
 
 
 @dataclass
@@ -59,13 +63,20 @@ class Signature:
     scratch: list = field(default_factory=list)  # T.alloc_global: (tvm dtype, shape exprs), after the symbols
 
 
-class Lowering(ExpressionLowering, TileOpLowering):
+class Lowering(ExpressionLowering, TileOpLowering, ThreadLowering):
     def __init__(self, func) -> None:
         self.func = func
         self.vars: dict = {}
         self.globals: dict = {}
         self.locals: dict = {}
-        self.threads: set = set()  # thread-index variables (T.get_thread_binding): refused where used
+        self.threads: set = set()  # thread-index variables (T.get_thread_binding)
+        self.thread_dims: dict = {}  # thread-index variable → its dimension (0 x, 1 y, 2 z)
+        self.thread_extents = [1, 1, 1]
+        self.private: set = set()  # data vars of per-thread buffers (while emulating threads)
+        self.private_lets: dict = {}  # thread-dependent let variable → its per-thread IR buffer
+        self.thread_id: n.Expr | None = None  # the linear thread id inside a thread region
+        self.guards: list = []  # (per-thread predicate buffer, negated) around the current regions
+        self.reducer_ops: dict = {}  # data var of a T.alloc_reducer buffer → its combine ("sum", "max", ...)
         self.buffers: list[n.Buffer] = []
         self.params: list[n.Var] = []
         self.stmts: list = []
@@ -95,8 +106,8 @@ class Lowering(ExpressionLowering, TileOpLowering):
 
     def unbound_message(self, var) -> str:
         if var in self.threads:
-            return ("T.get_thread_binding / thread indices (threadIdx) are not supported by tilebridge's CPU backend: "
-                    "a program runs a whole thread block on one CPU thread; write the block's work with T.Parallel")
+            return (f"thread index {var.name!r} (T.get_thread_binding) is used where tilebridge's per-thread emulation "
+                    "does not reach (outside the thread block's body)")
         return f"TIR variable {var.name!r} is not bound in this kernel"
 
     # ---- parameters ----
@@ -153,7 +164,12 @@ class Lowering(ExpressionLowering, TileOpLowering):
         size = 1
         for d in shape:
             size *= d
-        local = LocalBuffer(n.Buffer(self.fresh(buffer.name), ir_dtype(buffer.dtype), max(size, 1)), tuple(shape))
+        private = self.thread_count() > 1 and scope in PRIVATE_SCOPES and bool(self.thread_dims)
+        copies = self.thread_count() if private else 1
+        local = LocalBuffer(n.Buffer(self.fresh(buffer.name), ir_dtype(buffer.dtype), max(size, 1) * copies),
+                            tuple(shape), private)
+        if private:
+            self.private.add(buffer.data)
         self.buffers.append(local.buffer)
         self.locals[buffer.data] = local
         return local
@@ -169,7 +185,13 @@ class Lowering(ExpressionLowering, TileOpLowering):
         for d, i in zip(local.shape, indices):
             i = n.Cast(i, I32) if i.dtype != I32 else i
             index = i if index is None else n.Binary("add", n.Binary("mul", index, n.Const(d, I32), I32), i, I32)
-        return index if index is not None else n.Const(0, I32)
+        index = index if index is not None else n.Const(0, I32)
+        if local.private:
+            if self.thread_id is None:
+                raise UnsupportedConstruct(f"per-thread buffer {local.buffer.name!r} is used at block level")
+            size = local.buffer.size // self.thread_count()
+            index = n.Binary("add", n.Binary("mul", self.thread_id, n.Const(size, I32), I32), index, I32)
+        return index
 
     def address(self, g: GlobalBuffer, indices: list) -> n.Expr:
         offset = None
@@ -256,6 +278,7 @@ class Lowering(ExpressionLowering, TileOpLowering):
         value = s.value
         if type(value).__name__ == "Call" and getattr(value.op, "name", "") in ("tl.launch_thread_idx", "tirx.launch_thread_idx"):
             self.threads.add(s.var)
+            self.thread_dims[s.var] = int(value.args[0].value)
             return
         var = n.Var(self.fresh(s.var.name), ir_dtype(s.var.dtype))
         self.emit(n.Declare(var, self.expr(value)))
@@ -267,6 +290,8 @@ class Lowering(ExpressionLowering, TileOpLowering):
         block = s.block if hasattr(s, "block") else s
         if len(getattr(s, "iter_values", ())) or len(block.iter_vars):
             raise UnsupportedConstruct("TIR blocks with iteration variables are not supported by tilebridge's CPU backend")
+        for data, info in (block.annotations or {}).get("reducer_info_v2", {}).items():
+            self.reducer_ops[data] = str(info["op"])
         for buffer in block.alloc_buffers:
             if buffer.scope() == "global":
                 if self.grid is not None:
@@ -276,6 +301,16 @@ class Lowering(ExpressionLowering, TileOpLowering):
                 self.local_buffer(buffer)
         for region in block.match_buffers:
             raise UnsupportedConstruct(f"match_buffer {region.buffer.name!r} inside a kernel is not supported")
+        if "tl.launch_threads" in (block.annotations or {}) or str(block.name_hint) == "tilelang_root":
+            self.thread_extents = thread_extents(block) if self.uses_threads(block.body) else [1, 1, 1]
+            if self.thread_count() > 1:
+                for buffer in block.alloc_buffers:  # allocated again, now once per thread where private
+                    if buffer.scope() in PRIVATE_SCOPES:
+                        self.buffers.remove(self.locals.pop(buffer.data).buffer)
+                        self.local_buffer(buffer)
+                self.simt_body(block.body)
+                self.thread_extents = [1, 1, 1]
+                return
         self.stmt(block.body)
 
     def stmt_alloc(self, s) -> None:

@@ -120,6 +120,37 @@ class TileOpLowering:
             self.emit(write if ok is None else n.If(ok, [write]))
         self.loop_nest(dst.shape, body)
 
+    # ---- reducers (T.alloc_reducer, v2): one copy per program, updated in program order ----
+    def reducer_op(self, buffer) -> str:
+        op = self.reducer_ops.get(buffer.data)
+        if op is None:
+            raise UnsupportedConstruct(f"{buffer.name!r} is not a T.alloc_reducer reducer")
+        if op not in REDUCTIONS:
+            raise UnsupportedConstruct(f"a reducer combining with {op!r} is not supported by tilebridge's CPU backend")
+        return op
+
+    def op_reducer_init(self, call) -> None:
+        """The reduction starts from `init` (one extra contribution) or the combine's identity."""
+        dst = self.region(call.args[0])
+        dtype = self.dtype_of(dst)
+        identity = REDUCTIONS[self.reducer_op(dst.buffer)][0]
+        value = self.expr(call.args[1]) if len(call.args) > 1 else constant(identity(dtype), dtype)
+        value = value if value.dtype == dtype else n.Cast(value, dtype)
+        self.loop_nest(dst.shape, lambda idx: self.emit(self.store(dst.buffer, self.element(dst, idx)[0], value)))
+
+    def op_reducer_update(self, call) -> None:
+        target = call.args[0]
+        _, combine, _ = REDUCTIONS[self.reducer_op(target.buffer)]
+        index = [self.expr(i) for i in target.indices]
+        dtype = self.dtype_of(Region(target.buffer, [], []))
+        value = self.expr(call.args[1])
+        value = value if value.dtype == dtype else n.Cast(value, dtype)
+        self.emit(self.store(target.buffer, index, combine(self.load(target.buffer, index), value, dtype)))
+
+    def op_finalize_reducer_v2(self, call) -> None:
+        """Nothing is left to combine across threads: the result is copied into `dst`."""
+        self.op_copy(call)
+
     def op_reduce(self, call) -> None:
         """`out[...] = combine over dim of src[...]`; without `clear` the old `out` joins the reduction.
 
@@ -298,7 +329,7 @@ class TileOpLowering:
     def row_major(self, region: Region, shape: tuple, dtype: str) -> n.Buffer | None:
         """The program buffer that holds `region` exactly, row-major, as `dtype` (a whole local buffer), or None."""
         target = self.locals.get(region.buffer.data)
-        if (target is None or target.buffer.dtype != dtype or tuple(d for d in target.shape if d != 1) != shape
+        if (target is None or target.private or target.buffer.dtype != dtype or tuple(d for d in target.shape if d != 1) != shape
                 or not all(isinstance(s, n.Const) and s.value == 0 for s in region.starts)):
             return None
         return target.buffer
@@ -388,6 +419,12 @@ TILE_OPS = {
     # A barrier orders a block's threads; a program runs its whole block on one CPU thread, in program
     # order (thread indices are refused), so there is nothing to wait for.
     "tirx.tvm_storage_sync": lambda self, call: None,
+    # T.alloc_reducer keeps a copy per GPU thread that T.finalize_reducer combines; a program here has one
+    # copy, updated in program order, which is already the combined value.
+    "tl.tileop.finalize_reducer": lambda self, call: None,
+    "tl.tileop.finalize_reducer_v2": TileOpLowering.op_finalize_reducer_v2,
+    "tl.tileop.reducer_init": TileOpLowering.op_reducer_init,
+    "tl.reducer_update": TileOpLowering.op_reducer_update,
     **{f"tl.tileop.atomic{kind}": (lambda kind: lambda self, call: self.op_atomic_tile(call, kind))(kind)
        for kind in ("add", "max", "min")},
     **{f"tl.atomic_{kind}_elem_op": (lambda kind: lambda self, call: self.op_atomic_element(call, kind))(kind)
