@@ -200,8 +200,8 @@ class Geometry:
         if not isinstance(x, torch.Tensor) or not isinstance(w, torch.Tensor) or x.dim() not in (3, 4) \
                 or w.dim() != x.dim():
             raise Decline("a 3-D convolution or mismatched ranks")
-        if x.dtype not in FLOATS or w.dtype != x.dtype:
-            raise Decline("dtypes")
+        if x.dtype not in FLOATS or w.dtype != x.dtype or w.device != x.device:
+            raise Decline("dtypes or devices that differ")
         spatial = x.dim() - 2
         stride, padding, dilation = (_pair(v, spatial, name) for v, name in
                                      ((stride, "stride"), (padding, "padding"), (dilation, "dilation")))
@@ -229,11 +229,11 @@ class Geometry:
     def from_2d(self, t: torch.Tensor) -> torch.Tensor:
         return t.squeeze(2) if self.one_d else t
 
-    def output(self, dtype: torch.dtype) -> torch.Tensor:
-        """The output in ATen's layout: channels-last when the input or the weight is."""
+    def output(self, like: torch.Tensor) -> torch.Tensor:
+        """The output, on the input's device, in ATen's layout: channels-last when the input or the weight is."""
         shape = (self.N, self.CO_total, self.OH, self.OW)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        return torch.empty(shape, dtype=dtype, memory_format=fmt)
+        return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
 
     def steps(self) -> list[int]:
         return [*self.stride, *self.padding, *self.dilation]
@@ -254,11 +254,11 @@ def convolution(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, str
                 transposed: bool, output_padding: Any, groups: int) -> torch.Tensor:
     """`aten::convolution` for 1-D and 2-D inputs: y = conv(x, w) + bias."""
     geo = Geometry(x, w, stride, padding, dilation, transposed, groups)
-    if bias is not None and (not isinstance(bias, torch.Tensor) or bias.dtype != x.dtype
+    if bias is not None and (not isinstance(bias, torch.Tensor) or bias.dtype != x.dtype or bias.device != x.device
                              or tuple(bias.shape) != (geo.CO_total,)):
         raise Decline("a bias of another dtype or shape: ATen's")
     x4, w4 = geo.as_2d(x), geo.as_2d(w)
-    y = geo.output(x.dtype)
+    y = geo.output(x)
     if y.numel() == 0:
         return geo.from_2d(y)
     _checked(x4, w4, y)
@@ -277,7 +277,7 @@ def convolution_backward(grad: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b
                          output_mask: Any) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """`aten::convolution_backward`: the gradients of input, weight and bias that `output_mask` asks for."""
     geo = Geometry(x, w, stride, padding, dilation, transposed, groups)
-    if not isinstance(grad, torch.Tensor) or grad.dtype != x.dtype:
+    if not isinstance(grad, torch.Tensor) or grad.dtype != x.dtype or grad.device != x.device:
         raise Decline("a gradient of another dtype")
     g4, x4, w4 = geo.as_2d(grad), geo.as_2d(x), geo.as_2d(w)
     if tuple(g4.shape) != (geo.N, geo.CO_total, geo.OH, geo.OW):
@@ -308,7 +308,7 @@ def convolution_backward(grad: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b
                                      BLOCK_CO=block_co, BLOCK_C=block_c, BLOCK_K=BLOCK_PIXELS)
         dw = geo.from_2d(dw)
     if output_mask[2]:
-        db = torch.empty(geo.CO_total, dtype=grad.dtype)
+        db = torch.empty(geo.CO_total, dtype=grad.dtype, device=grad.device)
         bias_grad_kernel[(geo.CO_total,)](g4, db, pixels, geo.OW, geo.OH * geo.OW, *g4.stride(), BLOCK=256)
     return dx, dw, db
 
