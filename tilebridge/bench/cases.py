@@ -245,7 +245,8 @@ def _table(quick: bool) -> list[Case]:
             attention_shape = f"1x8x{seq_len}x{head_dim}{' causal' if causal else ''}"
             cases.append(Case("attention", attention_shape, COMPUTE,
                               lambda head_dim=head_dim, causal=causal: attention(1, 8, seq_len, head_dim, causal)))
-    return cases
+    from tilebridge.bench import tilelang_cases  # TileLang twins of matmul and attention, where tilelang is installed
+    return cases + tilelang_cases.cases(quick)
 
 
 def all_cases(quick: bool = False) -> list[Case]:

@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+from tilebridge.bench import tilelang_cases
 from tilebridge.bench.cases import MEMORY
 from tilebridge.bench.interpreter import InterpreterComparison
 from tilebridge.bench.roofline import Machine
@@ -86,6 +87,7 @@ def _summary_lines(result: SuiteResult) -> list[str]:
     lines.append("slower than torch: " + (", ".join(f"{c.name} ({c.ratio:.2f}x)" for c in slower) if slower else "none"))
     if result.failed:
         lines.append("failed: " + ", ".join(c.name for c in result.failed))
+    lines += tilelang_cases.summary_lines(result.cases)
     if result.busy_machine:
         lines.append(f"warning: other processes kept {result.other_load_cores:.2f} cores busy on average during this run; "
                      "medians include waits for a core (best times are in the JSON); rerun on a quiet machine")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from tilebridge.bench.cases import MEMORY, Case, Workload, all_cases, kernel_names
+from tilebridge.bench.cases import MEMORY, SMALL, Case, Workload, all_cases, kernel_names
 from tilebridge.bench.interpreter import InterpreterComparison, compare_with_interpreter
 from tilebridge.bench.roofline import Machine, measure_machine
 from tilebridge.bench.startup import Startup, measure_startup
@@ -236,7 +236,7 @@ def run_suite(quick: bool = False, only: Sequence[str] | None = None, interprete
         say(f"  {case.name:<38} {outcome}  ({time.perf_counter() - case_start:.1f} s)")
     comparisons = []
     if interpreter:
-        kernels = list(dict.fromkeys(c.kernel for c in cases))
+        kernels = [k for k in dict.fromkeys(c.kernel for c in cases) if k in SMALL]  # Triton kernels only
         say(f"timing the Triton interpreter on small inputs ({len(kernels)} kernels, in a subprocess) ...")
         comparisons = compare_with_interpreter(kernels, quick)
     say("timing launch overhead, cold compiles and a new process's first launch (in subprocesses) ...")
