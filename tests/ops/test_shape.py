@@ -15,7 +15,7 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32
           torch.bool)
 
 
-LIBRARY = ["indexing", "shape"]  # the categories under test (see conftest.library)
+LIBRARY = ["indexing", "advanced_indexing", "shape"]  # the categories under test (see conftest.library)
 
 
 
