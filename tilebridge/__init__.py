@@ -28,10 +28,11 @@ def deactivate() -> None:
     _deactivate()
 
 
-def enable(include=None, exclude=None, everything: bool = False) -> list[str]:
-    """Serve aten ops on CPU tensors with tilebridge's Triton operators (see `tilebridge.integrations.torch`)."""
+def enable(include=None, exclude=None, everything: bool = False, device="cpu") -> list[str]:
+    """Serve aten ops on `device`'s tensors ("cpu" or "cuda") with tilebridge's Triton operators (see
+    `tilebridge.integrations.torch`)."""
     from tilebridge.integrations.torch import enable as _enable
-    return _enable(include, exclude, everything)
+    return _enable(include, exclude, everything, device)
 
 
 def disable() -> None:
@@ -40,10 +41,10 @@ def disable() -> None:
     _disable()
 
 
-def use_ops(include=None, exclude=None, everything: bool = False):
+def use_ops(include=None, exclude=None, everything: bool = False, device="cpu"):
     """Context manager: the operator library on (optionally a subset) inside a `with` block."""
     from tilebridge.integrations.torch import use_ops as _use_ops
-    return _use_ops(include, exclude, everything)
+    return _use_ops(include, exclude, everything, device)
 
 
 def migrate() -> None:

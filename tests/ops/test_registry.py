@@ -103,3 +103,29 @@ def test_autograd_runs_backward_ops_of_the_library(library, generator):
     (expected,) = torch.autograd.grad(torch.nn.functional.gelu(xd), xd, torch.ones_like(xd))
     torch.testing.assert_close(grad, expected.float(), atol=1e-5, rtol=1e-5)
     assert library["served"]["gelu"] == 1 and library["served"]["gelu_backward"] == 1
+
+
+def test_a_category_that_fails_to_import_is_left_out_with_a_warning(monkeypatch):
+    """Under another torch an overload may be missing: that module's ops stay with ATen, the others load."""
+    import types
+
+    import pytest
+
+    from tilebridge.ops import registry
+
+    table, modules = dict(entries()), registry.operator_modules()
+    real_import = registry.importlib.import_module
+
+    def import_module(name: str):
+        if name == "tilebridge.ops.broken":
+            registry.register("new_op.default", lambda *a: None, ALL, "broken")  # half-registered, then the failure
+            raise AttributeError("'_OpNamespace' 'aten' object has no attribute 'new_op'")
+        return real_import(name)
+
+    monkeypatch.setattr(registry, "importlib", types.SimpleNamespace(import_module=import_module))
+    monkeypatch.setattr(registry, "operator_modules", lambda: ["broken", *modules])
+    monkeypatch.setattr(registry, "UNAVAILABLE", {})
+    with pytest.warns(RuntimeWarning, match="tilebridge.ops.broken could not be imported"):
+        assert entries() == table
+    assert list(registry.UNAVAILABLE) == ["broken"] and "new_op" in registry.UNAVAILABLE["broken"]
+    assert "new_op.default" not in registry.TABLE

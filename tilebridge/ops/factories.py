@@ -4,8 +4,9 @@ Models call these between their real work (position ids, attention-mask constant
 ones of a backward pass); a device has to answer them like any other op. Fills and ranges are one
 kernel, `out[i] = start + i * step` (a fill is a step of 0); copies and casts are the pointwise
 kernel with the identity as its math, which already reads any strides and converts any dtype.
-Arguments that only matter off the CPU (layout, device, pinned memory) are checked and declined
-when they ask for something else; float64 is left to ATen, as in the rest of the library.
+Arguments that only matter elsewhere (layout, device, pinned memory) are checked and declined
+when they ask for something other than a strided tensor on the device the library serves; float64
+is left to ATen, as in the rest of the library.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.ops.pointwise import OPMATH, _dense, bind, launch
-from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, register
+from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, register, served_device
 from tilebridge.ops.strided import BLOCK
 
 CATEGORY = "factories"
@@ -69,10 +70,10 @@ def struct_f32(value: float) -> float:
         return math.inf
 
 
-def _cpu_only(bound: dict) -> None:
+def _served_device_only(bound: dict) -> None:
     """Decline what only another device, layout or pinned memory would mean (ATen raises or handles it)."""
     device = bound.get("device")
-    if device is not None and torch.device(device).type != "cpu":
+    if device is not None and torch.device(device).type != served_device():
         raise Decline("another device")
     if bound.get("layout") not in (None, torch.strided) or bound.get("pin_memory"):
         raise Decline("a layout or pinned memory")
@@ -96,7 +97,7 @@ def _scalar_default(*values: Any) -> torch.dtype:
 
 
 def scalar_tensor(bound: dict) -> torch.Tensor:
-    _cpu_only(bound)
+    _served_device_only(bound)
     value = _number(bound["s"])
     dtype = _dtype(bound.get("dtype") or torch.get_default_dtype())
     if dtype.is_floating_point and isinstance(value, float) and value != value:
@@ -105,7 +106,7 @@ def scalar_tensor(bound: dict) -> torch.Tensor:
 
 
 def arange(bound: dict) -> torch.Tensor:
-    _cpu_only(bound)
+    _served_device_only(bound)
     start, end, step = (_number(bound.get(k, d)) for k, d in (("start", 0), ("end", None), ("step", 1)))
     dtype = _dtype(bound.get("dtype") or _scalar_default(start, end, step))
     if dtype == torch.bool or not all(isinstance(v, (int, float)) for v in (start, end, step)) or step == 0:
@@ -119,7 +120,7 @@ def arange(bound: dict) -> torch.Tensor:
 
 
 def _like(bound: dict, value: Number) -> torch.Tensor:
-    _cpu_only(bound)
+    _served_device_only(bound)
     x = bound["self"]
     dtype = _dtype(bound.get("dtype") or x.dtype)
     memory_format = bound.get("memory_format")
@@ -131,14 +132,14 @@ def _like(bound: dict, value: Number) -> torch.Tensor:
 
 
 def _new(bound: dict, value: Number) -> torch.Tensor:
-    _cpu_only(bound)
+    _served_device_only(bound)
     dtype = _dtype(bound.get("dtype") or bound["self"].dtype)
     return _fill_range(torch.empty(list(bound["size"]), dtype=dtype), value, 0)
 
 
 def copy_as(bound: dict) -> torch.Tensor:
     """`_to_copy` and `clone`: the same values in a new tensor (of another dtype for `_to_copy`)."""
-    _cpu_only(bound)
+    _served_device_only(bound)
     x = bound["self"]  # non_blocking changes nothing: a copy on the host is finished when it returns
     dtype = _dtype(bound.get("dtype") or x.dtype)
     _dtype(x.dtype)

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.ops.pointwise import bind, out_argument
-from tilebridge.ops.registry import ALL, FLOATS, INTEGERS, Decline, register
+from tilebridge.ops.registry import ALL, FLOATS, INTEGERS, Decline, register, served_device
 from tilebridge.ops.strided import MAX_ELEMENTS, MAX_RANK, collapse, compute_dtype, has_internal_overlap, strided_offset
 
 CATEGORY = "indexing"
@@ -133,9 +133,10 @@ def check_range(index: torch.Tensor, size: int, negative: bool = False) -> None:
 
 
 def plain(t: Any, dtypes: frozenset = ALL) -> torch.Tensor:
-    """Decline what is not a strided CPU tensor of a claimed dtype."""
-    if not isinstance(t, torch.Tensor) or t.layout != torch.strided or t.device.type != "cpu" or t.dtype not in dtypes:
-        raise Decline("not a strided CPU tensor of a claimed dtype")
+    """Decline what is not a strided tensor of a claimed dtype on the device the library serves."""
+    if (not isinstance(t, torch.Tensor) or t.layout != torch.strided or t.device.type != served_device()
+            or t.dtype not in dtypes):
+        raise Decline("not a strided tensor of a claimed dtype on the served device")
     return t
 
 

@@ -21,7 +21,7 @@ import triton.language as tl
 from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion
 from torch._prims_common import elementwise_dtypes
 
-from tilebridge.ops.registry import Decline, register
+from tilebridge.ops.registry import Decline, register, served_device
 from tilebridge.ops.strided import BLOCK, TRITON_DTYPES, Layout, compute_dtype, has_internal_overlap, operand, strided_offset
 
 _INTS = ["n", "s1", "s2", "s3"] + [f"t{o}{d}" for o in range(4) for d in range(4)] + ["p0", "p1", "p2"]
@@ -189,9 +189,10 @@ class Pointwise:
         common, compute, result = promote([v for v in promoted if v is not None], self.kind)
         if common not in self.dtypes or any(isinstance(v, torch.Tensor) and v.dtype not in TRITON_DTYPES for v in values):
             raise Decline(f"dtype {common}")
-        if any(isinstance(v, torch.Tensor) and (v.device.type != "cpu" or v.layout != torch.strided or v.is_complex())
+        device = served_device()
+        if any(isinstance(v, torch.Tensor) and (v.device.type != device or v.layout != torch.strided or v.is_complex())
                for v in values):
-            raise Decline("not a strided CPU tensor")
+            raise Decline("not a strided tensor on the device the library serves")
         inputs = [operand(v, compute) for v in values]
         shape = torch.broadcast_shapes(*(t.shape for t in inputs))
         params = self.prepare(bound, compute) if self.prepare else [bound[name] for name in self.params]

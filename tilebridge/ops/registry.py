@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,24 @@ def packet_of(overload: str) -> str:
 
 TABLE: dict[str, OpEntry] = {}
 
+# Category modules that failed to import under this torch/triton (module -> the error): their operators stay
+# with ATen, and `entries()` says so once, instead of one broken module taking the whole library down.
+UNAVAILABLE: dict[str, str] = {}
+
+# The device type the table is registered for (`tilebridge.enable(device=...)`). Wrappers serve tensors of
+# this type only; the same Triton sources run wherever stock Triton has a driver.
+_served = {"device": "cpu"}
+
+
+def served_device() -> str:
+    """"cpu" or "cuda": the device type whose dispatch key the library is registered on."""
+    return _served["device"]
+
+
+def serve_device(device: str) -> None:
+    """Set the device type wrappers accept (called by `enable()` before it registers the table)."""
+    _served["device"] = device
+
 
 def register(overload: str, wrapper: Callable[..., Any], dtypes: Iterable[torch.dtype], category: str) -> None:
     """Add one overload to the table; a second registration of the same overload is a bug."""
@@ -69,10 +88,23 @@ def claim(dtype: torch.dtype, entry_dtypes: Iterable[torch.dtype]) -> None:
 
 
 def entries() -> dict[str, OpEntry]:
-    """The whole table, importing every operator module first."""
+    """The whole table, importing every operator module first (one that fails to import is left out, with a warning)."""
     for name in operator_modules():
-        importlib.import_module(f"tilebridge.ops.{name}")
+        if name not in UNAVAILABLE:
+            _import_category(name)
     return TABLE
+
+
+def _import_category(name: str) -> None:
+    before = set(TABLE)
+    try:
+        importlib.import_module(f"tilebridge.ops.{name}")
+    except Exception as error:  # noqa: BLE001 -- reported below; the other categories still load
+        for overload in set(TABLE) - before:  # entries the module added before it failed are not trusted
+            del TABLE[overload]
+        UNAVAILABLE[name] = f"{type(error).__name__}: {error}"
+        warnings.warn(f"tilebridge.ops.{name} could not be imported ({UNAVAILABLE[name]}); its operators are left "
+                      "to ATen", RuntimeWarning, stacklevel=3)
 
 
 def operator_modules() -> list[str]:
