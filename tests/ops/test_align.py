@@ -5,12 +5,12 @@ import json
 
 import torch
 
-from tilebridge.tools import align
+from tilebridge.tools import align, align_run
 from tilebridge.tools.align_report import to_markdown, write
 
 
 def test_harness_on_a_few_opinfos(tmp_path):
-    tally = align.run(["add", "where", "nn.functional.silu", "sum"], dtypes=(torch.float32, torch.bfloat16, torch.int32),
+    tally = align_run.run(["add", "where", "nn.functional.silu", "sum"], dtypes=(torch.float32, torch.bfloat16, torch.int32),
                       variants=("sample", "noncontiguous", "out", "inplace", "error", "grad"), limit=6)
     assert tally.by_dtype["float32"]["PASS"] > 10
     assert tally.by_dtype["int32"]["PASS"] > 0

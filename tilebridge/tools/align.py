@@ -8,7 +8,7 @@ one active, ATen's composite ops take their tensor-subclass paths, and some of t
 (`linalg.matrix_rank(..., out=)` rebinds its result instead of writing it, leaving `out` uninitialised), so
 the reference run would no longer be what users get. Each sample is then, per aten overload of ours it reached:
 
-- PASS: our kernel ran and the results (outputs, mutated inputs, or the exception type) match ATen's
+- PASS: our kernel ran (or raised) and the results (outputs, mutated inputs, or the exception type) match ATen's
   within atol = rtol = 1e-3 (PyTorch's `test_compare_cpu`), integers and bools exactly. Where a float
   result disagrees with ATen's, both are compared with a float64 run of the same sample: ours passes if
   it is as close to float64 as ATen's is (within the dtype's rounding) -- counted as `pass_vs_float64`,
@@ -20,11 +20,14 @@ the reference run would no longer be what users get. Each sample is then, per at
 Variants: `sample` (sample_inputs), `reference` (reference_inputs), `noncontiguous`, `out` (out=),
 `inplace`, `error` (error_inputs: the same exception type), `grad` (float32 gradients through autograd,
 which exercises the backward aten ops).
+
+`device="cuda"` makes the samples on the GPU and registers the library on the CUDA key: the same operator
+sources, compiled by stock Triton for the GPU, judged against ATen's CUDA kernels. This module judges one
+OpInfo; `align_run` runs many (split over processes, bounded in time, resumed) and is `tilebridge align`.
 """
 from __future__ import annotations
 
 import contextlib
-import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -46,15 +49,50 @@ ATOL = RTOL = 1e-3
 ROUNDING = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}
 
 
+def _nested() -> defaultdict:
+    return defaultdict(lambda: defaultdict(Counter))
+
+
 @dataclass
 class Tally:
-    """Counts of one harness run, by OpInfo, by overload and by dtype."""
+    """Counts of one harness run, by OpInfo, by overload and by dtype, and which OpInfos it got through."""
 
-    by_op: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(Counter)))
-    by_overload: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(Counter)))
+    by_op: dict = field(default_factory=_nested)
+    by_overload: dict = field(default_factory=_nested)
     by_dtype: dict = field(default_factory=lambda: defaultdict(Counter))
     failures: list = field(default_factory=list)
     seconds: float = 0.0
+    device: str = "cpu"
+    planned: list = field(default_factory=list)   # OpInfo labels this run was to go through, in order
+    done: list = field(default_factory=list)      # ... those it finished
+    cut: list = field(default_factory=list)       # ... those stopped by a time limit (their finished samples count)
+    fatal: list = field(default_factory=list)     # "label: error" where the device itself failed (the process stopped)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Tally:
+        """The tally back from `align_report.to_json` (to resume a run, or to add shards up)."""
+        tally = cls(seconds=float(data.get("seconds", 0.0)), device=data.get("device", "cpu"))
+        for name in ("planned", "done", "cut", "fatal", "failures"):
+            getattr(tally, name).extend(data.get(name, []))
+        for target, source in ((tally.by_op, data["by_op"]), (tally.by_overload, data["by_overload"])):
+            for key, dtypes in source.items():
+                for dtype, counts in dtypes.items():
+                    target[key][dtype].update(counts)
+        for dtype, counts in data["by_dtype"].items():
+            tally.by_dtype[dtype].update(counts)
+        return tally
+
+    def absorb(self, other: Tally) -> None:
+        """Add another part of the same run (a shard): counts add up, lists join, the wall time is the longest."""
+        for target, source in ((self.by_op, other.by_op), (self.by_overload, other.by_overload)):
+            for key, dtypes in source.items():
+                for dtype, counts in dtypes.items():
+                    target[key][dtype].update(counts)
+        for dtype, counts in other.by_dtype.items():
+            self.by_dtype[dtype].update(counts)
+        for name in ("planned", "done", "cut", "fatal", "failures"):
+            getattr(self, name).extend(getattr(other, name))
+        self.seconds = max(self.seconds, other.seconds)
 
     def add(self, op: str, dtype: str, variant: str, outcome: str, overloads: dict[str, str], detail: str = "") -> None:
         self.by_op[op][dtype][outcome] += 1
@@ -91,6 +129,7 @@ class Outcome:
     error: type | None = None
     served: set = field(default_factory=set)
     declined: set = field(default_factory=set)
+    raised: set = field(default_factory=set)   # our wrapper ran and raised (judged like a result)
     reached: set = field(default_factory=set)
 
 
@@ -113,7 +152,7 @@ def _run(fn: Any, library: bool, seed: int = 0) -> Outcome:
         outcome.error = type(error)
         outcome.result = error
     outcome.served, outcome.declined = set(counters["served"]), set(counters["declined"])
-    outcome.reached = set(counters["bypassed"])
+    outcome.raised, outcome.reached = set(counters["raised"]), set(counters["bypassed"])
     return outcome
 
 
@@ -166,10 +205,11 @@ def compare(actual: Any, expected: Any, reference: Any | None) -> tuple[bool, st
 
 def classify(off: Outcome, on: Outcome, reference: Outcome | None, ours: set[str]) -> tuple[str, dict[str, str], str]:
     """The sample's outcome, each reached overload's, and a detail string."""
-    reached = (off.reached & ours) | on.served | on.declined
+    ran = on.served | on.raised
+    reached = (off.reached & ours) | ran | on.declined
     if not reached:
         return "NOT_HIT", {}, ""
-    if not on.served:
+    if not ran:
         return "FALLBACK", {o: "FALLBACK" for o in reached}, ""
     if off.error is not None or on.error is not None:
         agrees = off.error is on.error
@@ -179,7 +219,7 @@ def classify(off: Outcome, on: Outcome, reference: Outcome | None, ours: set[str
     else:
         agrees, detail = compare(on.result, off.result, reference.result if reference and reference.error is None else None)
     result = "PASS" if agrees else "FAIL"
-    overloads = {o: (result if o in on.served else "FALLBACK" if o in on.declined else "NOT_HIT") for o in reached}
+    overloads = {o: (result if o in ran else "FALLBACK" if o in on.declined else "NOT_HIT") for o in reached}
     return result, {o: r for o, r in overloads.items() if r != "NOT_HIT"}, detail
 
 
@@ -195,7 +235,8 @@ def _to_float64(sample: Any) -> Any:
     return sample.transform(lambda t: t.double() if isinstance(t, torch.Tensor) and t.is_floating_point() else t)
 
 
-def _computations(op: Any, dtype: torch.dtype, variant: str, limit: int) -> Iterator[tuple[Any, Any | None]]:
+def _computations(op: Any, dtype: torch.dtype, variant: str, limit: int, device: str = "cpu"
+                  ) -> Iterator[tuple[Any, Any | None]]:
     """(computation, float64 twin or None) for each sample of one variant."""
     def take(samples: Iterable[Any]) -> list[Any]:
         out = []
@@ -208,11 +249,11 @@ def _computations(op: Any, dtype: torch.dtype, variant: str, limit: int) -> Iter
     floating = dtype.is_floating_point
     if variant in ("sample", "reference", "noncontiguous"):
         source = op.reference_inputs if variant == "reference" else op.sample_inputs
-        for s in take(source("cpu", dtype)):
+        for s in take(source(device, dtype)):
             s = s.noncontiguous() if variant == "noncontiguous" else s
             yield (lambda s=s: _call(op, s)), ((lambda s=s: _call(op, _to_float64(s))) if floating else None)
     elif variant == "out" and op.supports_out:
-        for s in take(op.sample_inputs("cpu", dtype)):
+        for s in take(op.sample_inputs(device, dtype)):
             def with_out(s: Any = s) -> Any:
                 expected = _call(op, s)[0]
                 out = tree_map(lambda t: torch.empty_like(t) if isinstance(t, torch.Tensor) else t, expected)
@@ -226,12 +267,12 @@ def _computations(op: Any, dtype: torch.dtype, variant: str, limit: int) -> Iter
                 return result, result[0]
             yield with_out, (twin if floating else None)
     elif variant == "inplace" and op.inplace_variant is not None:
-        for s in take(op.sample_inputs("cpu", dtype)):
+        for s in take(op.sample_inputs(device, dtype)):
             yield (lambda s=s: _call(op.inplace_variant, s)), None
-    elif variant == "grad" and op.supports_autograd and dtype == torch.float32 and dtype in op.supported_backward_dtypes("cpu"):
+    elif variant == "grad" and op.supports_autograd and dtype == torch.float32 and dtype in op.supported_backward_dtypes(device):
         # float32 only for now: 16-bit gradients pass through chains of rounded intermediates, where ATen's and
         # ours drift apart by a few ulps; judging them needs a per-chain tolerance not written yet.
-        for s in take(op.sample_inputs("cpu", dtype, requires_grad=True)):
+        for s in take(op.sample_inputs(device, dtype, requires_grad=True)):
             yield (lambda s=s: _gradients(op, s)), (lambda s=s: _gradients(op, _to_float64(s)))
 
 
@@ -246,106 +287,91 @@ def _gradients(op: Any, sample: Any) -> Any:
     if not leaves or not outputs:
         raise TypeError("nothing to differentiate")
     generator = torch.Generator().manual_seed(1)
-    weights = [torch.randn(t.shape, generator=generator, dtype=torch.float32).to(t.dtype) for t in outputs]
+    weights = [torch.randn(t.shape, generator=generator, dtype=torch.float32).to(t.device, t.dtype) for t in outputs]
     grads = torch.autograd.grad(outputs, leaves, weights, allow_unused=True)
     return [g.detach() if g is not None else None for g in grads]
 
 
-def _error_computations(op: Any, limit: int) -> Iterator[tuple[Any, type]]:
-    for i, error_input in enumerate(op.error_inputs("cpu")):
+def _error_computations(op: Any, limit: int, device: str = "cpu") -> Iterator[tuple[Any, type]]:
+    for i, error_input in enumerate(op.error_inputs(device)):
         if i >= limit:
             break
         yield (lambda e=error_input: _call(op, e.sample_input)), error_input.error_type
 
 
-# --- the harness ---------------------------------------------------------------------------------------------
+# --- one OpInfo ----------------------------------------------------------------------------------------------
 
-def op_dtypes(op: Any, dtypes: Iterable[torch.dtype]) -> list[torch.dtype]:
-    supported = op.supported_dtypes("cpu")
+class DeviceLost(Exception):
+    """The device failed so that no later sample in this process can run (a sticky CUDA error)."""
+
+
+def op_label(op: Any) -> str:
+    """"nn.functional.silu", "max.reduction_with_dim": an OpInfo's name and variant, unique in op_db."""
+    return f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
+
+
+def op_dtypes(op: Any, dtypes: Iterable[torch.dtype], device: str = "cpu") -> list[torch.dtype]:
+    supported = op.supported_dtypes(device)
     return [d for d in dtypes if d in supported]
 
 
-def run(names: Iterable[str] | None = None, dtypes: Iterable[torch.dtype] = DEFAULT_DTYPES,
-        variants: Iterable[str] = VARIANTS, limit: int = 1000, progress: bool = False) -> Tally:
-    """Run the harness over the OpInfos named (all of `op_db` by default); returns the counts."""
-    from torch.testing._internal.common_methods_invocations import op_db
-
-    wanted = set(names) if names else None
-    tally = Tally()
-    start = time.perf_counter()
-    ours = set(aten.enable(everything=True))
+def device_error(device: str) -> str | None:
+    """The error a device reports now, if any: a CUDA fault is sticky, and every later call would fail."""
+    if device == "cpu":
+        return None
     try:
-        for op in op_db:
-            if wanted is not None and op.name not in wanted and f"{op.name}.{op.variant_test_name}" not in wanted:
-                continue
-            label = f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
-            for dtype in op_dtypes(op, dtypes):
-                _run_one(op, label, dtype, variants, limit, ours, tally)
-            if progress:
-                print(f"{time.perf_counter() - start:7.1f}s {label}", flush=True)
-        if "error" in variants:
-            for op in op_db:
-                if wanted is not None and op.name not in wanted:
-                    continue
-                _run_errors(op, op.name, limit, ours, tally)
-    finally:
-        aten.disable()
-    tally.seconds = time.perf_counter() - start
-    return tally
+        getattr(torch, device).synchronize()
+    except Exception as error:  # noqa: BLE001 -- reported, and the run stops
+        return f"{type(error).__name__}: {error}"[:300]
+    return None
 
 
 def _run_one(op: Any, label: str, dtype: torch.dtype, variants: Iterable[str], limit: int, ours: set[str],
-             tally: Tally) -> None:
+             tally: Tally, device: str = "cpu") -> None:
     dtype_name = str(dtype).removeprefix("torch.")
     for variant in variants:
         if variant == "error":
             continue
         try:
-            computations = list(_computations(op, dtype, variant, limit))
+            computations = list(_computations(op, dtype, variant, limit, device))
         except Exception:  # noqa: BLE001 -- an OpInfo that cannot make samples for this dtype has nothing to compare
             continue
         for computation, twin in computations:
-            off = _run(computation, library=False)
-            on = _run(computation, library=True)
+            off, on = _off_and_on(computation, label, dtype_name, variant, ours, tally, device)
             reference = _run(twin, library=False) if twin is not None and on.served else None
             with aten.bypassed():
                 outcome, overloads, detail = classify(off, on, reference, ours)
             tally.add(label, dtype_name, variant, outcome, overloads, detail)
 
 
-def _run_errors(op: Any, label: str, limit: int, ours: set[str], tally: Tally) -> None:
+def _off_and_on(computation: Any, label: str, dtype_name: str, variant: str, ours: set[str], tally: Tally,
+                device: str) -> tuple[Outcome, Outcome]:
+    """The ATen run and the library run of one sample; DeviceLost when either leaves the device failed.
+
+    A fault during the library run is that sample's FAIL, when the sample reached our kernels.
+    """
+    off = _run(computation, library=False)
+    lost = device_error(device)
+    if lost:
+        raise DeviceLost(f"during ATen's run: {lost}")
+    on = _run(computation, library=True)
+    lost = device_error(device)
+    if lost:
+        reached = (off.reached & ours) | on.served | on.raised | on.declined
+        if reached:
+            tally.add(label, dtype_name, variant, "FAIL", {o: "FAIL" for o in reached}, f"device error: {lost}")
+        raise DeviceLost(f"during the library's run: {lost}")
+    return off, on
+
+
+def _run_errors(op: Any, label: str, limit: int, ours: set[str], tally: Tally, device: str = "cpu") -> None:
     """error_inputs: the library must raise what ATen raises (the same exception type) or agree where ATen does not."""
     try:
-        computations = list(_error_computations(op, limit))
+        computations = list(_error_computations(op, limit, device))
     except Exception:  # noqa: BLE001
         return
     for computation, _ in computations:
-        off = _run(computation, library=False)
-        on = _run(computation, library=True)
+        off, on = _off_and_on(computation, label, "error_inputs", "error", ours, tally, device)
         with aten.bypassed():
             outcome, overloads, detail = classify(off, on, None, ours)
         tally.add(label, "error_inputs", "error", outcome, overloads, detail)
-
-
-def main(args: Any) -> int:
-    """`tilebridge align`: run, print the headline, write the reports; exit 1 if any sample FAILed."""
-    import sys
-
-    from tilebridge.tools.align_report import write
-
-    def split(text: str) -> list[str]:
-        return [part.strip() for part in text.split(",") if part.strip()]
-
-    dtypes = [getattr(torch, name) for name in split(args.dtypes)] if args.dtypes else DEFAULT_DTYPES
-    variants = split(args.variants) if args.variants else VARIANTS
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    tally = run(split(args.ops) if args.ops else None, dtypes, variants, args.limit, progress=args.progress)
-    command = "tilebridge align " + " ".join(a for a in sys.argv[2:] if a != "--progress")
-    data = write(tally, command.strip(), args.json, args.markdown)
-    for dtype, counts in data["by_dtype"].items():
-        print(f"{dtype:>14}: " + "  ".join(f"{o} {counts.get(o, 0)}" for o in OUTCOMES))
-    print(f"{len(data['served_ops_without_fail'])} aten ops served with 0 FAIL; {len(data['ops_with_fail'])} with a FAIL "
-          f"{data['ops_with_fail']}; {data['seconds']} s")
-    return 1 if data["ops_with_fail"] else 0

@@ -35,7 +35,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _align(args: argparse.Namespace) -> int:
-    from tilebridge.tools.align import main as align_main
+    from tilebridge.tools.align_run import main as align_main
 
     return align_main(args)
 
@@ -87,6 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--json", metavar="PATH", help="write the counts as JSON (e.g. docs/pytorch-alignment.json)")
     align.add_argument("--markdown", metavar="PATH", help="write the report (e.g. docs/pytorch-alignment.md)")
     align.add_argument("--progress", action="store_true", help="print each OpInfo as it finishes")
+    align.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                       help="make the samples there and serve them with the library registered for it (default: cpu)")
+    align.add_argument("--shard", metavar="I/N", help="run every N-th OpInfo from the I-th (0-based), to split a run "
+                       "over N processes; add the JSONs up with --merge")
+    align.add_argument("--first-from", metavar="JSON", help="run first the OpInfos that reached the library in this "
+                       "earlier run (e.g. docs/pytorch-alignment.json)")
+    align.add_argument("--budget", type=float, metavar="SECONDS", help="start no OpInfo after this long; the running "
+                       "one is cut (named in the JSON, its finished samples kept)")
+    align.add_argument("--deadline", type=float, metavar="UNIX_TIME", help="like --budget, as a wall-clock time "
+                       "(`date +%%s` plus seconds): shards started at different times stop together")
+    align.add_argument("--op-timeout", type=float, metavar="SECONDS", help="cut an OpInfo that takes longer than this")
+    align.add_argument("--resume", action="store_true", help="continue the run in --json, skipping the OpInfos it "
+                       "finished or cut")
+    align.add_argument("--merge", nargs="+", metavar="JSON", help="add up the JSONs of a split run instead of running; "
+                       "--json/--markdown write the whole")
+    align.add_argument("--portability", metavar="MARKDOWN", help="put this (non-CPU) run's portability section into "
+                       "the report, e.g. docs/pytorch-alignment.md")
+    align.add_argument("--cpu-json", metavar="JSON", help="with --portability: the CPU run to compare with")
     align.set_defaults(handler=_align)
     models = commands.add_parser("models", help="run real models with the operator library off and on: error, coverage, time")
     models.add_argument("--models", default="minilm,gpt,gpt-bf16",
