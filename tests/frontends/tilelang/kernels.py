@@ -282,3 +282,20 @@ def center_columns_two_stage(M, N, block_M, dtype="float32"):
                 x[i, j] = x[i, j] - mean[j] / M
             T.copy(x, Y[bx * block_M, 0])
     return main
+
+
+def unsigned_bytes(M, N, block_M):
+    """uint8 in and out: a comparison on values above 127, a conversion to float, and uint8 arithmetic that
+    wraps past 255."""
+    @T.prim_func
+    def main(Mask: T.Tensor((M, N), "uint8"), X: T.Tensor((M, N), "float32"), Y: T.Tensor((M, N), "float32"),
+             Z: T.Tensor((M, N), "uint8")):
+        with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
+            mask = T.alloc_fragment((block_M, N), "uint8")
+            T.copy(Mask[bx * block_M, 0], mask)
+            for i, j in T.Parallel(block_M, N):
+                if bx * block_M + i < M:
+                    Y[bx * block_M + i, j] = T.if_then_else(mask[i, j] > 127, X[bx * block_M + i, j], 0.0) + \
+                        T.cast(mask[i, j], "float32")
+                    Z[bx * block_M + i, j] = mask[i, j] + T.uint8(200)
+    return main

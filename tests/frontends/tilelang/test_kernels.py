@@ -177,3 +177,13 @@ def test_two_kernel_scopes_share_a_global_scratch_tensor() -> None:
     assert len(kernel.stages) == 2
     x = randn(M, N, seed=21)
     torch.testing.assert_close(kernel(x), x - x.mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_uint8_values_are_unsigned_and_wrap() -> None:
+    M, N = 30, 40
+    kernel = tilebridge_tilelang.compile(kernels.unsigned_bytes(M, N, 8), out_idx=[2, 3])
+    mask = torch.randint(0, 256, (M, N), dtype=torch.uint8, generator=torch.Generator().manual_seed(22))
+    x = randn(M, N, seed=23)
+    y, z = kernel(mask, x)
+    torch.testing.assert_close(y, torch.where(mask > 127, x, 0.0) + mask.float())
+    assert torch.equal(z, mask + 200)  # uint8 arithmetic wraps modulo 256 in torch too

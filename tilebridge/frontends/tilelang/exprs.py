@@ -11,10 +11,14 @@ import math
 from tilebridge.ir import nodes as n
 from tilebridge.ir.types import is_float
 
-# TVM dtype strings → loop-IR scalar types. Unsigned types are absent on purpose: the IR chooses
-# unsigned behaviour per operation, which a generic TIR lowering cannot see, so they are refused.
+# TVM dtype strings → loop-IR scalar types of values. The IR has no unsigned types (it chooses unsigned
+# behaviour per operation), so an unsigned TIR value is held in a wider signed type that represents all
+# of its values; it is stored in the signed type of its width (`STORAGE`), read back zero-extended, and
+# wrapped to its width after each arithmetic operation. uint64 has no wider type and is refused.
 DTYPES = {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16", "bool": "i1", "int8": "i8",
-          "int16": "i16", "int32": "i32", "int64": "i64", "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2"}
+          "int16": "i16", "int32": "i32", "int64": "i64", "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2",
+          "uint8": "i32", "uint16": "i32", "uint32": "i64"}
+STORAGE = {"uint8": "i8", "uint16": "i16", "uint32": "i32"}
 
 # Binary node type → (op for floats, op for integers); None where the form needs a handler of its own.
 BINARY = {"Add": ("add", "add"), "Sub": ("sub", "sub"), "Mul": ("mul", "mul"), "Div": ("fdiv", "div"),
@@ -41,6 +45,19 @@ def ir_dtype(dtype) -> str:
     if text not in DTYPES:
         raise UnsupportedConstruct(f"TileLang dtype {text!r} is not supported by tilebridge's CPU backend yet")
     return DTYPES[text]
+
+
+def storage_dtype(dtype) -> str:
+    """The loop-IR type a buffer of TVM `dtype` is stored as (differs from `ir_dtype` for unsigned types)."""
+    return STORAGE.get(str(dtype)) or ir_dtype(dtype)
+
+
+def wrap_unsigned(value: n.Expr, dtype) -> n.Expr:
+    """`value` reduced modulo 2^bits of unsigned TVM `dtype` (a no-op for any other dtype)."""
+    storage = STORAGE.get(str(dtype))
+    if storage is None:
+        return value
+    return n.Cast(n.Cast(value, storage), ir_dtype(dtype), "unsigned")
 
 
 def constant(value, dtype: str) -> n.Const:
@@ -72,7 +89,7 @@ class ExpressionLowering:
         a, b = self.expr(e.a), self.expr(e.b)
         dtype = ir_dtype(e.dtype)
         float_op, int_op = BINARY[type(e).__name__]
-        return n.Binary(float_op if is_float(dtype) else int_op, a, b, dtype)
+        return wrap_unsigned(n.Binary(float_op if is_float(dtype) else int_op, a, b, dtype), e.dtype)
 
     def expr_floordiv(self, e) -> n.Expr:
         a, b, dtype = self.expr(e.a), self.expr(e.b), ir_dtype(e.dtype)
@@ -94,7 +111,10 @@ class ExpressionLowering:
         return n.Binary(LOGICAL[type(e).__name__], self.expr(e.a), self.expr(e.b), "i1")
 
     def expr_cast(self, e) -> n.Expr:
-        return n.Cast(self.expr(e.value), ir_dtype(e.dtype))
+        value = self.expr(e.value)
+        if str(e.dtype) in STORAGE and is_float(value.dtype):  # through a signed integer wide enough
+            value = n.Cast(value, "i64")
+        return wrap_unsigned(n.Cast(value, ir_dtype(e.dtype)), e.dtype)
 
     def expr_select(self, e) -> n.Expr:
         return n.Select(self.expr(e.condition), self.expr(e.true_value), self.expr(e.false_value), ir_dtype(e.dtype))

@@ -22,7 +22,8 @@ from tilebridge.toolchain.debug import dump_stage, override_source
 
 TORCH_DTYPES = {"float64": "float64", "float32": "float32", "float16": "float16", "bfloat16": "bfloat16",
                 "bool": "bool", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
-                "float8_e4m3fn": "float8_e4m3fn", "float8_e5m2": "float8_e5m2"}
+                "float8_e4m3fn": "float8_e4m3fn", "float8_e5m2": "float8_e5m2", "uint8": "uint8", "uint16": "uint16",
+                "uint32": "uint32"}
 
 
 def build(source: str, name: str) -> bytes:

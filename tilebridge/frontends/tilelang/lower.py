@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tilebridge.frontends.tilelang.exprs import ExpressionLowering, UnsupportedConstruct, ir_dtype
+from tilebridge.frontends.tilelang.exprs import STORAGE, ExpressionLowering, UnsupportedConstruct, ir_dtype, storage_dtype
 from tilebridge.frontends.tilelang.threads import PRIVATE_SCOPES, ThreadLowering, thread_extents
 from tilebridge.frontends.tilelang.tileops import ATOMIC_RETURNING, TILE_OPS, TileOpLowering
 from tilebridge.ir import nodes as n
@@ -123,7 +123,7 @@ class Lowering(ExpressionLowering, TileOpLowering, ThreadLowering):
                 self.params.append(var)
                 self.signature.scalars[index] = dtype
                 continue
-            pointer = n.Var(self.fresh(buffer.name), f"ptr<{ir_dtype(buffer.dtype)}>")
+            pointer = n.Var(self.fresh(buffer.name), f"ptr<{storage_dtype(buffer.dtype)}>")
             self.params.append(pointer)
             pointers.append((buffer, pointer))
             strides = list(buffer.strides) if len(buffer.strides) else None
@@ -166,7 +166,7 @@ class Lowering(ExpressionLowering, TileOpLowering, ThreadLowering):
             size *= d
         private = self.thread_count() > 1 and scope in PRIVATE_SCOPES and bool(self.thread_dims)
         copies = self.thread_count() if private else 1
-        local = LocalBuffer(n.Buffer(self.fresh(buffer.name), ir_dtype(buffer.dtype), max(size, 1) * copies),
+        local = LocalBuffer(n.Buffer(self.fresh(buffer.name), storage_dtype(buffer.dtype), max(size, 1) * copies),
                             tuple(shape), private)
         if private:
             self.private.add(buffer.data)
@@ -204,8 +204,12 @@ class Lowering(ExpressionLowering, TileOpLowering, ThreadLowering):
         """A read of `buffer` at IR index expressions."""
         target = self.lookup(buffer)
         if isinstance(target, LocalBuffer):
-            return n.BufRead(target.buffer, self.local_index(target, indices))
-        return n.MemRead(self.address(target, indices), target.dtype)
+            value = n.BufRead(target.buffer, self.local_index(target, indices))
+        else:
+            value = n.MemRead(self.address(target, indices), target.dtype)
+        if str(buffer.dtype) in STORAGE:  # unsigned: zero-extended into its value type
+            value = n.Cast(value, ir_dtype(buffer.dtype), "unsigned")
+        return value
 
     def store(self, buffer, indices: list, value: n.Expr):
         target = self.lookup(buffer)
@@ -269,7 +273,7 @@ class Lowering(ExpressionLowering, TileOpLowering, ThreadLowering):
 
     def scratch_buffer(self, buffer) -> None:
         """`T.alloc_global`: a tensor the host allocates at each call, passed as one more pointer."""
-        pointer = n.Var(self.fresh(buffer.name), f"ptr<{ir_dtype(buffer.dtype)}>")
+        pointer = n.Var(self.fresh(buffer.name), f"ptr<{storage_dtype(buffer.dtype)}>")
         self.params.append(pointer)
         self.signature.scratch.append((str(buffer.dtype), list(buffer.shape)))
         self.globals[buffer.data] = self.global_buffer(buffer, pointer)

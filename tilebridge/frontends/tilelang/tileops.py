@@ -84,6 +84,13 @@ class TileOpLowering:
             cond = term if cond is None else n.Binary("and", cond, term, "i1")
         return full, cond
 
+    def signed_only(self, what: str, *buffers) -> None:
+        """Reductions, scans, products and atomics combine in the stored type: unsigned ones are refused."""
+        for buffer in buffers:
+            if str(buffer.dtype).startswith("uint"):
+                raise UnsupportedConstruct(f"{what} on {buffer.dtype} buffer {buffer.name!r} is not supported by "
+                                           "tilebridge's CPU backend")
+
     def dtype_of(self, region: Region) -> str:
         target = self.lookup(region.buffer)
         return target.dtype if hasattr(target, "pointer") else target.buffer.dtype
@@ -122,6 +129,7 @@ class TileOpLowering:
 
     # ---- reducers (T.alloc_reducer, v2): one copy per program, updated in program order ----
     def reducer_op(self, buffer) -> str:
+        self.signed_only("a reducer", buffer)
         op = self.reducer_ops.get(buffer.data)
         if op is None:
             raise UnsupportedConstruct(f"{buffer.name!r} is not a T.alloc_reducer reducer")
@@ -158,6 +166,7 @@ class TileOpLowering:
         elements j, j + LANES, ...), so the C compiler vectorizes the fold; along another dimension the
         output row itself accumulates, its loop innermost. Both reassociate, as GPU reductions do."""
         src, dst = self.region(call.args[0]), self.region(call.args[1])
+        self.signed_only("T.reduce", src.buffer, dst.buffer)
         kind, dim, clear = str(call.args[2].value), static(call.args[3], "the reduce dim"), static(call.args[4], "clear")
         if kind not in REDUCTIONS:
             raise UnsupportedConstruct(f"T.reduce of kind {kind!r} is not supported by tilebridge's CPU backend")
@@ -214,6 +223,7 @@ class TileOpLowering:
         """`T.cumsum` / `T.cummax` along `dim` (inclusive; `reverse` scans from the end). Each element is
         read before its output is written, so a scan in place is safe."""
         src, dst = self.region(call.args[0]), self.region(call.args[1])
+        self.signed_only(f"T.cum{kind}", src.buffer, dst.buffer)
         dim, reverse = static(call.args[2], "the scan dim"), static(call.args[3], "reverse")
         if src.shape != dst.shape:
             raise UnsupportedConstruct(f"T.cum{kind} from extents {src.extents} into {dst.extents}")
@@ -247,6 +257,7 @@ class TileOpLowering:
     def op_gemm(self, call) -> None:
         """C (M, N) += op(A) (M, K) @ op(B) (K, N), op a transpose where the flag says so."""
         a, b, c = (self.region(x) for x in call.args[:3])
+        self.signed_only("T.gemm", a.buffer, b.buffer, c.buffer)
         trans_a, trans_b = static(call.args[3], "transpose_A"), static(call.args[4], "transpose_B")
         M, N, K = (static(x, "a gemm size") for x in call.args[5:8])
         acc = self.dtype_of(c)
@@ -278,6 +289,7 @@ class TileOpLowering:
     def atomic_update(self, kind: str, buffer, index: list, value: n.Expr, result: n.Var | None = None) -> None:
         """`buffer[index] = combine(buffer[index], value)`: an atomic instruction on global memory, a plain
         read-modify-write on a program buffer (only its own program sees it)."""
+        self.signed_only(f"T.atomic_{kind}", buffer)
         target = self.lookup(buffer)
         dtype = self.dtype_of(Region(buffer, [], []))
         value = value if value.dtype == dtype else n.Cast(value, dtype)
