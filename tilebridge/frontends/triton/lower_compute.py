@@ -78,7 +78,7 @@ class ComputeLowering:
                     self.emit(n.Declare(o))
             zeros = tuple(c0() for _ in inner_shape)
 
-            lanes = next((n_lanes for n_lanes in (REDUCE_LANES, VECTOR_LANES) if R >= 2 * n_lanes), 0)
+            lanes = next((n_lanes for n_lanes in (REDUCE_LANES, VECTOR_LANES) if R >= (4 if n_lanes == REDUCE_LANES else 2) * n_lanes), 0)
             partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
 
             def body(o_idx):
