@@ -133,3 +133,22 @@ def test_sigterm_keeps_what_finished(tmp_path):
     assert process.returncode in (0, 2), output  # handled: not killed by the signal (-15)
     assert data["done"] and data["by_dtype"]["float32"]["PASS"] >= 1, output
     assert len(data["done"]) < len(data["planned"]) == 7, output  # stopped early, with what finished written
+
+
+def test_cli_resumes_a_part_and_merges_parts_into_the_report(tmp_path):
+    from tilebridge.tools.cli import main
+
+    part = tmp_path / "part.json"
+    earlier = align_report.to_json(_tally("abs", "PASS", "abs", device="cpu"), "tilebridge align --shard 0/1",
+                                   {**ENVIRONMENT, "device": "cpu"})
+    part.write_text(json.dumps({**earlier, "fatal": [{"op": "neg", "error": "device error"}]}))
+    common = ["align", "--ops", "abs,neg", "--dtypes", "float32", "--variants", "sample", "--limit", "1"]
+    assert main([*common, "--json", str(part), "--resume"]) == 3  # the earlier device failure is still reported
+    resumed = json.loads(part.read_text())
+    assert resumed["done"] == ["abs"] and resumed["by_dtype"]["float32"] == {"PASS": 1}  # abs, neg not run again
+    report = tmp_path / "report.md"
+    report.write_text("# PyTorch alignment\n\nthe CPU report\n")
+    cuda = tmp_path / "cuda.json"
+    cuda.write_text(json.dumps(align_report.to_json(_tally("exp", "PASS"), "tilebridge align --device cuda", ENVIRONMENT)))
+    assert main(["align", "--merge", str(cuda), "--json", str(tmp_path / "all.json"), "--portability", str(report)]) == 0
+    assert report.read_text().startswith("# PyTorch alignment\n\nthe CPU report\n\n<!-- portability:cuda -->")

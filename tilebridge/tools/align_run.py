@@ -233,8 +233,10 @@ def main(args: Any) -> int:
         try:
             tally = run(split(args.ops) if args.ops else None, dtypes, variants, args.limit, progress=args.progress,
                         device=args.device, schedule=schedule, tally=tally)
-        except OutOfTime:  # between two OpInfos: the last checkpoint holds everything finished
-            print("align: stopped (SIGTERM) between OpInfos; the JSON holds what finished", flush=True)
+        except OutOfTime:  # outside any OpInfo (importing op_db, say): what finished is in `tally`
+            if args.json:
+                align_report.write(tally, command, args.json, None)
+            print("align: stopped (SIGTERM) outside an OpInfo; the JSON holds what finished", flush=True)
             return 2
         finally:
             signal.signal(signal.SIGTERM, previous)  # from here a SIGTERM ends the process; writes are atomic
