@@ -32,6 +32,7 @@ from tilebridge.ops.registry import FLOATS, Decline, register
 
 CATEGORY = "conv"
 BLOCK_PIXELS = 64
+MAX_GRID = 65535
 MAX_OFFSET = 2**62  # offsets are int64 in the kernels; this only guards their sum against overflow
 
 
@@ -244,6 +245,13 @@ def _channels_last(t: torch.Tensor) -> bool:
     return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
+def _grid(*sizes: int) -> tuple[int, ...]:
+    """A launch grid; Triton devices cap its second and third dims at 65535 (decline, rather than fail, past it)."""
+    if max(sizes[1:]) > MAX_GRID:
+        raise Decline("more groups or taps than a grid dim holds")
+    return sizes
+
+
 def _checked(*tensors: torch.Tensor) -> None:
     for t in tensors:
         if sum(abs(s) * (d - 1) for s, d in zip(t.stride(), t.shape)) >= MAX_OFFSET:
@@ -264,7 +272,7 @@ def convolution(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, str
     _checked(x4, w4, y)
     block_co, block_k = _block(geo.CO, 16, 64), _block(geo.C, 16, 32)
     pixels = geo.N * geo.OH * geo.OW
-    grid = (triton.cdiv(pixels, BLOCK_PIXELS), triton.cdiv(geo.CO, block_co), groups)
+    grid = _grid(triton.cdiv(pixels, BLOCK_PIXELS), triton.cdiv(geo.CO, block_co), groups)
     bias_stride = bias.stride(0) if bias is not None else 0
     forward_kernel[grid](x4, w4, bias if bias is not None else y, y, bias_stride, pixels, geo.H, geo.W, geo.OH, geo.OW,
                          geo.C, geo.CO, geo.KH, geo.KW, *x4.stride(), *w4.stride(), *y.stride(), *geo.steps(),
@@ -291,7 +299,7 @@ def convolution_backward(grad: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b
         dx = torch.empty_like(x4, memory_format=torch.channels_last if geo.channels_last else torch.contiguous_format)
         if dx.numel():
             block_c, block_k = _block(geo.C, 16, 64), _block(geo.CO, 16, 32)
-            grid = (triton.cdiv(geo.N * geo.H * geo.W, BLOCK_PIXELS), triton.cdiv(geo.C, block_c), groups)
+            grid = _grid(triton.cdiv(geo.N * geo.H * geo.W, BLOCK_PIXELS), triton.cdiv(geo.C, block_c), groups)
             input_grad_kernel[grid](g4, w4, dx, geo.N * geo.H * geo.W, geo.H, geo.W, geo.OH, geo.OW, geo.C, geo.CO,
                                     geo.KH, geo.KW, *g4.stride(), *w4.stride(), *dx.stride(), *geo.steps(),
                                     BLOCK_P=BLOCK_PIXELS, BLOCK_C=block_c, BLOCK_K=block_k)
@@ -302,7 +310,7 @@ def convolution_backward(grad: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b
             dw.zero_()
         else:
             block_co, block_c = _block(geo.CO, 16, 64), _block(geo.C, 16, 64)
-            grid = (triton.cdiv(geo.CO, block_co), triton.cdiv(geo.C, block_c), geo.KH * geo.KW * groups)
+            grid = _grid(triton.cdiv(geo.CO, block_co), triton.cdiv(geo.C, block_c), geo.KH * geo.KW * groups)
             weight_grad_kernel[grid](g4, x4, dw, pixels, geo.H, geo.W, geo.OH, geo.OW, geo.C, geo.CO, geo.KH, geo.KW,
                                      *g4.stride(), *x4.stride(), *dw.stride(), *geo.steps(), groups,
                                      BLOCK_CO=block_co, BLOCK_C=block_c, BLOCK_K=BLOCK_PIXELS)
