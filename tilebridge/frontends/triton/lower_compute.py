@@ -78,7 +78,8 @@ class ComputeLowering:
                     self.emit(n.Declare(o))
             zeros = tuple(c0() for _ in inner_shape)
 
-            lanes = next((n_lanes for n_lanes in (REDUCE_LANES, VECTOR_LANES) if R >= (4 if n_lanes == REDUCE_LANES else 2) * n_lanes), 0)
+            # 64 lanes (four vector chains) pay off from 256 elements on; shorter rows fold into 16
+            lanes = next((n_lanes for n_lanes, least in ((REDUCE_LANES, 4), (VECTOR_LANES, 2)) if R >= least * n_lanes), 0)
             partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
 
             def body(o_idx):
