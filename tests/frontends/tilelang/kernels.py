@@ -299,3 +299,22 @@ def unsigned_bytes(M, N, block_M):
                         T.cast(mask[i, j], "float32")
                     Z[bx * block_M + i, j] = mask[i, j] + T.uint8(200)
     return main
+
+
+def bit_ops(N, block):
+    """&, |, ^, ~, << and >> on int32 and on uint8 (whose shifts and complements stay within 8 bits)."""
+    @T.prim_func
+    def main(A: T.Tensor((N,), "int32"), B: T.Tensor((N,), "uint8"), Out: T.Tensor((5, N), "int32"),
+             Bytes: T.Tensor((2, N), "uint8")):
+        with T.Kernel(T.ceildiv(N, block), threads=128) as bx:
+            for i in T.Parallel(block):
+                k = bx * block + i
+                if k < N:
+                    Out[0, k] = A[k] & 0xFF0
+                    Out[1, k] = A[k] | 5
+                    Out[2, k] = A[k] ^ (A[k] >> 3)
+                    Out[3, k] = ~A[k]
+                    Out[4, k] = (A[k] & 0xFFFF) << 2
+                    Bytes[0, k] = (B[k] << T.uint8(3)) | (B[k] >> T.uint8(5))
+                    Bytes[1, k] = ~B[k]
+    return main

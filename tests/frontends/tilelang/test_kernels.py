@@ -187,3 +187,15 @@ def test_uint8_values_are_unsigned_and_wrap() -> None:
     y, z = kernel(mask, x)
     torch.testing.assert_close(y, torch.where(mask > 127, x, 0.0) + mask.float())
     assert torch.equal(z, mask + 200)  # uint8 arithmetic wraps modulo 256 in torch too
+
+
+def test_bitwise_operations_on_signed_and_unsigned() -> None:
+    N = 77
+    kernel = tilebridge_tilelang.compile(kernels.bit_ops(N, 32), out_idx=[2, 3])
+    generator = torch.Generator().manual_seed(24)
+    a = torch.randint(-(1 << 30), 1 << 30, (N,), dtype=torch.int32, generator=generator)
+    b = torch.randint(0, 256, (N,), dtype=torch.uint8, generator=generator)
+    out, octets = kernel(a, b)
+    expected = torch.stack([a & 0xFF0, a | 5, a ^ (a >> 3), ~a, (a & 0xFFFF) << 2])
+    assert torch.equal(out, expected)
+    assert torch.equal(octets, torch.stack([(b << 3) | (b >> 5), ~b]))

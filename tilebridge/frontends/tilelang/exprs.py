@@ -159,9 +159,26 @@ class ExpressionLowering:
     def call_infinity(self, e, dtype: str) -> n.Expr:
         return n.Const(math.inf, dtype)
 
+    def call_bitwise(self, e, dtype: str) -> n.Expr:
+        """`T.bitwise_and/or/xor`, `T.shift_left/right` (also what `&`, `|`, `^`, `<<`, `>>` build)."""
+        op = BITWISE[e.op.name]
+        a, b = (x if x.dtype == dtype else n.Cast(x, dtype) for x in (self.expr(a) for a in e.args))
+        return wrap_unsigned(n.Binary(op, a, b, dtype), e.dtype)
+
+    def call_bitwise_not(self, e, dtype: str) -> n.Expr:
+        a = self.expr(e.args[0])
+        return wrap_unsigned(n.Unary("not", a if a.dtype == dtype else n.Cast(a, dtype), dtype), e.dtype)
+
+
+# Unsigned values are held non-negative in a wider type, so an arithmetic right shift is exact for them.
+BITWISE = {"tirx.bitwise_and": "and", "tirx.bitwise_or": "or", "tirx.bitwise_xor": "xor", "tirx.shift_left": "shl",
+           "tirx.shift_right": "shr"}
+
 
 CALLS = {"tirx.if_then_else": ExpressionLowering.call_if_then_else, "tirx.sigmoid": ExpressionLowering.call_sigmoid,
-         "tl.infinity": ExpressionLowering.call_infinity, "tl.clamp": ExpressionLowering.call_clamp}
+         "tl.infinity": ExpressionLowering.call_infinity, "tl.clamp": ExpressionLowering.call_clamp,
+         **{name: ExpressionLowering.call_bitwise for name in BITWISE},
+         "tirx.bitwise_not": ExpressionLowering.call_bitwise_not}
 
 EXPRESSIONS = {
     "IntImm": lambda self, e: constant(e.value, ir_dtype(e.dtype)),
