@@ -77,6 +77,8 @@ CASES = [
     OperatorCase("native_group_norm", "32x256x32x32, 32 groups",
                  lambda: _call(F.group_norm, _randn(32, 256, 32, 32), 32, _randn(256), _randn(256))),
     OperatorCase("topk", "1024x32000, k=8", lambda: _call(torch.topk, _randn(1024, 32000), 8)),
+    OperatorCase("convolution", "conv2d 8x64x56x56, 64 3x3 filters, padding 1",
+                 lambda: _call(F.conv2d, _randn(8, 64, 56, 56), _randn(64, 64, 3, 3), _randn(64), padding=1)),
 ]
 
 
