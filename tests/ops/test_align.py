@@ -37,3 +37,13 @@ def test_float64_judge_passes_a_result_closer_than_atens():
     atens = ours + 2 ** -7  # one bf16 ulp off
     assert align.compare([ours], [atens], [exact]) == (True, "pass_vs_float64")
     assert not align.compare([atens + 0.5], [ours], [exact])[0]
+
+
+def test_float64_judge_with_nan_in_the_reference():
+    """A NaN where all three agree (a masked row) must not turn the judge's slack into NaN."""
+    exact = torch.tensor([float("nan"), 1.0 / 3.0], dtype=torch.float64)
+    ours = exact.to(torch.bfloat16)
+    atens = ours.clone()
+    atens[1] += 2 ** -7
+    assert align.compare([ours], [atens], [exact]) == (True, "pass_vs_float64")
+    assert not align.compare([atens + 0.5], [ours], [exact])[0]

@@ -104,19 +104,20 @@ def ieee_fp32(device: str) -> Iterator[None]:
     if device != "cuda":
         yield
         return
-    flags = torch.backends.cuda.matmul, torch.backends.cudnn
+    # cuDNN's flags go through its own context manager: torch's test utilities (imported for op_db)
+    # forbid setting them directly once they have run `disable_global_flags()`.
+    matmul = torch.backends.cuda.matmul
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # newer torch prefers fp32_precision; the old flags still work
-        previous = [flag.allow_tf32 for flag in flags]
-        for flag in flags:
-            flag.allow_tf32 = False
+        previous = matmul.allow_tf32
+        matmul.allow_tf32 = False
     try:
-        yield
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+            yield
     finally:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for flag, value in zip(flags, previous):
-                flag.allow_tf32 = value
+            matmul.allow_tf32 = previous
 
 
 def run(names: Iterable[str] | None = None, dtypes: Iterable[torch.dtype] = DEFAULT_DTYPES,
