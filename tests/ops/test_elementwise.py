@@ -96,6 +96,17 @@ def test_out_and_inplace_variants(library, generator):
     masked = x.clone().masked_fill_(x > 0.5, -7.0)
     torch.testing.assert_close(masked, torch.where(x > 0.5, torch.tensor(-7.0), x))
     assert library["served"]["masked_fill_.Scalar"] == 1
+    with pytest.raises(RuntimeError):  # ATen's error, not a TypeError from the wrapper
+        x.clone().masked_fill_(x > 0.5, 1 + 2j)
+
+
+def test_inplace_baddbmm(library, generator):
+    """baddbmm_ names its operands batch1/batch2 like baddbmm (the in-place overload once looked for mat1)."""
+    c, a, b = (random(shape, torch.float32, generator) for shape in ((3, 7, 9), (3, 7, 11), (3, 11, 9)))
+    want = 0.5 * c.double() + 2 * (a.double() @ b.double())
+    c.baddbmm_(a, b, beta=0.5, alpha=2)
+    torch.testing.assert_close(c, want.float(), atol=1e-5, rtol=1e-5)
+    assert library["served"]["baddbmm_"] == 1
 
 
 def test_more_than_four_dimensions_and_empty(library, generator):

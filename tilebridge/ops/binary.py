@@ -254,6 +254,8 @@ def _fill_value(bound: dict, compute: torch.dtype) -> list:
     value = scalar_number(bound["value"])
     if isinstance(bound["value"], torch.Tensor) and bound["value"].dim() != 0:
         raise Decline("masked_fill value must be 0-dim (ATen raises otherwise)")
+    if isinstance(value, complex):
+        raise Decline("a complex fill value (ATen's error on a real tensor)")
     if not compute.is_floating_point and not float(value).is_integer():
         raise Decline("fractional fill of an integer tensor")
     return [value]

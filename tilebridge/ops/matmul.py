@@ -97,7 +97,8 @@ def _wrapper(overload: str, has_bias: bool):
     packet, _, name = overload.partition(".")
     schema = getattr(getattr(torch.ops.aten, packet), name or "default")._schema
     out_name = out_argument(schema)
-    first, second = ("batch1", "batch2") if packet == "baddbmm" else (("mat1", "mat2") if has_bias else ("self", "mat2"))
+    batched = packet.rstrip("_") == "baddbmm"  # baddbmm_ too
+    first, second = ("batch1", "batch2") if batched else (("mat1", "mat2") if has_bias else ("self", "mat2"))
 
     def wrapper(*args: Any, **kwargs: Any) -> torch.Tensor:
         bound = bind(schema, args, kwargs)
