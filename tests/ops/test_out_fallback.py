@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tilebridge.tools import align
+from tilebridge.tools import align_run
 
 
 def _full_rank(n: int, batch: int, dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
@@ -40,6 +40,6 @@ def test_declined_out_overload_writes_the_callers_out(library, generator):
 
 
 def test_harness_reference_run_keeps_atens_out_path():
-    tally = align.run(["linalg.matrix_rank"], dtypes=(torch.float32,), variants=("out",), limit=6)
+    tally = align_run.run(["linalg.matrix_rank"], dtypes=(torch.float32,), variants=("out",), limit=6)
     assert tally.by_dtype["float32"]["PASS"] > 0
     assert tally.by_dtype["float32"]["FAIL"] == 0, tally.failures
