@@ -102,3 +102,11 @@ def test_group_norm_mixed_dtype(library, generator):
     torch.testing.assert_close(mean, expected[1])
     torch.testing.assert_close(y, expected[0], atol=1e-2, rtol=1e-2)
     assert library["served"]["native_group_norm"] == 1
+
+
+def test_group_norm_strided_input_is_atens_error(library, generator):
+    """ATen's native_group_norm rejects an input that is not contiguous; the library hands it back so it does."""
+    x = random((3, 6, 10), torch.float32, generator)[:, :, ::2]
+    with pytest.raises(RuntimeError, match="contiguous"):
+        torch.native_group_norm(x, torch.ones(6), torch.zeros(6), 3, 6, 5, 3, 1e-5)
+    assert library["declined"]["native_group_norm"] == 1

@@ -337,10 +337,12 @@ def _groups(x: torch.Tensor, N: int, C: int, HxW: int, group: int) -> int:
 def native_group_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, N: int, C: int, HxW: int,
                       group: int, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(y, mean, rstd) with mean/rstd of shape (N, group), in the parameters' dtype as ATen's."""
+    if not x.is_contiguous():
+        raise Decline("a strided input: ATen's error, or channels-last (ATen's layout choice)")
     dtype = _parameter_dtype(x, [weight, bias])
     channels = _groups(x, N, C, HxW, group)
     weight, bias = _vector(weight, C), _vector(bias, C)
-    xc = x.contiguous()
+    xc = x
     y = torch.empty(x.shape, dtype=x.dtype)
     mean, rstd = torch.empty((N, group), dtype=dtype), torch.empty((N, group), dtype=dtype)
     group_norm_kernel[(N * group,)](xc, weight if weight is not None else xc, bias if bias is not None else xc, y, mean, rstd,
