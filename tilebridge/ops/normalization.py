@@ -105,6 +105,15 @@ def _parameter(t: torch.Tensor | None, shape: list[int], dtype: torch.dtype) -> 
     return t.contiguous()
 
 
+def statistics_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.dtype:
+    """The dtype of a normalization's saved statistics, as ATen makes them on x's device.
+
+    ATen's CPU kernels keep a 16-bit input's mean and rstd in the input's dtype; its CUDA kernels keep
+    them in float32. The library follows the device, so its results line up with ATen's on each.
+    """
+    return torch.float32 if x.device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def native_layer_norm(x: torch.Tensor, normalized_shape: list[int], weight: torch.Tensor | None,
                       bias: torch.Tensor | None, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(y, mean, rstd) with mean/rstd of shape x.shape[:axis] + [1] * len(normalized_shape), as ATen."""
@@ -117,8 +126,8 @@ def native_layer_norm(x: torch.Tensor, normalized_shape: list[int], weight: torc
     axis = x.dim() - len(normalized_shape)
     stats_shape = list(x.shape[:axis]) + [1] * len(normalized_shape)
     y = torch.empty(x.shape, dtype=x.dtype)
-    mean = torch.empty(stats_shape, dtype=x.dtype)
-    rstd = torch.empty(stats_shape, dtype=x.dtype)
+    mean = torch.empty(stats_shape, dtype=statistics_dtype(x, x.dtype))
+    rstd = torch.empty(stats_shape, dtype=mean.dtype)
     xc = x.contiguous()
     layer_norm_kernel[(M,)](xc, weight if weight is not None else xc, bias if bias is not None else xc, y, mean, rstd, N,
                             float(eps), HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, BLOCK=BLOCK)
@@ -134,7 +143,8 @@ def _column_sum(matrix: torch.Tensor, M: int, N: int, out: torch.Tensor) -> None
 def native_layer_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, normalized_shape: list[int], mean: torch.Tensor,
                                rstd: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
                                output_mask: list[bool]) -> tuple[Any, Any, Any]:
-    if x.dtype not in FLOATS or grad_out.dtype != x.dtype or mean.dtype != x.dtype or rstd.dtype != x.dtype:
+    stats = statistics_dtype(x, x.dtype)
+    if x.dtype not in FLOATS or grad_out.dtype != x.dtype or mean.dtype != stats or rstd.dtype != stats:
         raise Decline("dtypes")
     M, N = _rows(x, normalized_shape)
     if N == 0 or M == 0 or grad_out.shape != x.shape:

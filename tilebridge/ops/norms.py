@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.ops.normalization import statistics_dtype
 from tilebridge.ops.reduction import _mergeable
 from tilebridge.ops.registry import FLOATS, Decline, claim, register
 from tilebridge.ops.strided import MAX_ELEMENTS
@@ -270,7 +271,8 @@ def native_batch_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.
         raise Decline("eval without running statistics: ATen's")
     y = torch.empty(x.shape, dtype=x.dtype)
     saved = C if training else 0
-    mean, invstd = torch.empty(saved, dtype=dtype), torch.empty(saved, dtype=dtype)
+    stats = statistics_dtype(x, dtype)
+    mean, invstd = torch.empty(saved, dtype=stats), torch.empty(saved, dtype=stats)
     scratch = y
     batch_norm_kernel[(C,)](view, weight if weight is not None else scratch, bias if bias is not None else scratch,
                             running_mean if has_running else scratch, running_var if has_running else scratch, y,

@@ -216,6 +216,8 @@ def classify(off: Outcome, on: Outcome, reference: Outcome | None, ours: set[str
         detail = "" if agrees else f"exception {on.error and on.error.__name__} != ATen's {off.error and off.error.__name__}"
         if not agrees and isinstance(on.result, Exception):
             detail += f": {str(on.result)[:200]}"
+        elif not agrees and isinstance(off.result, Exception):
+            detail += f" ({str(off.result).splitlines()[0][:160] if str(off.result) else ''})"
     else:
         agrees, detail = compare(on.result, off.result, reference.result if reference and reference.error is None else None)
     result = "PASS" if agrees else "FAIL"
