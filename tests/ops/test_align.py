@@ -47,3 +47,12 @@ def test_float64_judge_with_nan_in_the_reference():
     atens[1] += 2 ** -7
     assert align.compare([ours], [atens], [exact]) == (True, "pass_vs_float64")
     assert not align.compare([atens + 0.5], [ours], [exact])[0]
+
+
+def test_out_tensors_start_alike_on_both_runs():
+    """Elements an op leaves unwritten in out= must read the same on the ATen and library runs."""
+    for dtype in (torch.float32, torch.complex64, torch.int64, torch.bool):
+        a, b = align._poisoned_like(torch.zeros(5, dtype=dtype)), align._poisoned_like(torch.zeros(5, dtype=dtype))
+        assert a.dtype == dtype and torch.equal(a.isnan() if a.is_floating_point() or a.is_complex() else a,
+                                                b.isnan() if b.is_floating_point() or b.is_complex() else b)
+    assert align.compare([align._poisoned_like(torch.zeros(3))], [align._poisoned_like(torch.zeros(3))], None)[0]
