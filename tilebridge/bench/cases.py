@@ -239,14 +239,17 @@ def _table(quick: bool) -> list[Case]:
         cases.append(Case("matmul", f"{size}x{size}x{size}", COMPUTE, lambda size=size: matmul(size, size, size)))
     for size in ((1024, 2048) if not quick else (64,)):
         cases.append(Case("matmul_bf16", f"{size}x{size}x{size}", COMPUTE, lambda size=size: matmul_bf16(size, size, size)))
-    seq_len = 1024 if not quick else 128
-    for head_dim in (64, 128):
-        for causal in (False, True):
-            attention_shape = f"1x8x{seq_len}x{head_dim}{' causal' if causal else ''}"
-            cases.append(Case("attention", attention_shape, COMPUTE,
-                              lambda head_dim=head_dim, causal=causal: attention(1, 8, seq_len, head_dim, causal)))
+    cases += attention_cases("attention", attention, quick)
     from tilebridge.bench import tilelang_cases  # TileLang twins of matmul and attention, where tilelang is installed
     return cases + tilelang_cases.cases(quick)
+
+
+def attention_cases(kernel: str, build: Callable[..., Workload], quick: bool) -> list[Case]:
+    """The suite's attention shapes (head dim 64 and 128, causal and not) for one implementation's `build`."""
+    seq_len = 1024 if not quick else 128
+    return [Case(kernel, f"1x8x{seq_len}x{head_dim}{' causal' if causal else ''}", COMPUTE,
+                 lambda head_dim=head_dim, causal=causal: build(1, 8, seq_len, head_dim, causal))
+            for head_dim in (64, 128) for causal in (False, True)]
 
 
 def all_cases(quick: bool = False) -> list[Case]:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tilebridge.bench.cases import COMPUTE, FLOAT, Case, Workload, _outputs, _random
+from tilebridge.bench.cases import COMPUTE, FLOAT, Case, Workload, _outputs, _random, attention_cases
 
 # case family → the Triton case family it is paired with
 TWINS = {"tilelang_matmul": "matmul", "tilelang_attention": "attention"}
@@ -135,13 +135,7 @@ def cases(quick: bool) -> list[Case]:
         return []
     table = [Case("tilelang_matmul", f"{s}x{s}x{s}", COMPUTE, lambda s=s: matmul(s, s, s))
              for s in ((1024, 2048) if not quick else (64, 100))]
-    seq_len = 1024 if not quick else 128
-    for head_dim in (64, 128):
-        for causal in (False, True):
-            shape = f"1x8x{seq_len}x{head_dim}{' causal' if causal else ''}"
-            table.append(Case("tilelang_attention", shape, COMPUTE,
-                              lambda head_dim=head_dim, causal=causal: attention(1, 8, seq_len, head_dim, causal)))
-    return table
+    return table + attention_cases("tilelang_attention", attention, quick)
 
 
 def summary_lines(results: list) -> list[str]:
