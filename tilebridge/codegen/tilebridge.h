@@ -146,6 +146,31 @@ static inline float tb_fmaxf(float a, float b) { return (a > b || b != b) ? a : 
 static inline float tb_fminf(float a, float b) { return (a < b || b != b) ? a : b; }
 static inline double tb_fmax(double a, double b) { return (a > b || b != b) ? a : b; }
 static inline double tb_fmin(double a, double b) { return (a < b || b != b) ? a : b; }
+
+/* Fold 16 partial lanes of a row reduction into lanes[0] in registers, pairing lane i with i + 8, then
+   i + 4, i + 2, i + 1: the same tree the generic halving steps build through memory, so sums come out
+   bit for bit the same. max/min keep maxnum/minnum's meaning: a NaN lane takes the generic path. */
+static inline void tb_fold16_addf(float* restrict lanes) {
+#ifdef __AVX512F__
+    lanes[0] = _mm512_reduce_add_ps(_mm512_loadu_ps(lanes));
+#else
+    for (int w = 8; w; w >>= 1) for (int i = 0; i < w; i++) lanes[i] = lanes[i] + lanes[i + w];
+#endif
+}
+static inline void tb_fold16_maxnumf(float* restrict lanes) {
+#ifdef __AVX512F__
+    __m512 v = _mm512_loadu_ps(lanes);
+    if (!_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) { lanes[0] = _mm512_reduce_max_ps(v); return; }
+#endif
+    for (int w = 8; w; w >>= 1) for (int i = 0; i < w; i++) lanes[i] = tb_fmaxf(lanes[i], lanes[i + w]);
+}
+static inline void tb_fold16_minnumf(float* restrict lanes) {
+#ifdef __AVX512F__
+    __m512 v = _mm512_loadu_ps(lanes);
+    if (!_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) { lanes[0] = _mm512_reduce_min_ps(v); return; }
+#endif
+    for (int w = 8; w; w >>= 1) for (int i = 0; i < w; i++) lanes[i] = tb_fminf(lanes[i], lanes[i + w]);
+}
 static inline float tb_maximumf(float a, float b) { return (a != a || b != b) ? NAN : (a > b ? a : (b > a ? b : (signbit(a) ? b : a))); }
 static inline float tb_minimumf(float a, float b) { return (a != a || b != b) ? NAN : (a < b ? a : (b < a ? b : (signbit(a) ? a : b))); }
 static inline double tb_maximum(double a, double b) { return (a != a || b != b) ? NAN : (a > b ? a : (b > a ? b : (signbit(a) ? b : a))); }

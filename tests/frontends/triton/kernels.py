@@ -192,3 +192,15 @@ def carried_tiles_kernel(X, Out, steps, B: tl.constexpr, MODE: tl.constexpr):
                 a = a + x
             total += old
     tl.store(Out + rows * B + cols, a + b * 3.0 + total * 5.0)
+
+
+@triton.jit
+def row_extremes_kernel(X, Max, Min, Sum, n_cols, BLOCK: tl.constexpr):
+    """Row max/min (NaN-ignoring, as tl.max and tl.min are) and sum: the reductions whose last lanes fold in registers."""
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    inside = cols < n_cols
+    x = tl.load(X + row * n_cols + cols, mask=inside, other=float("nan"))
+    tl.store(Max + row, tl.max(x, axis=0))
+    tl.store(Min + row, tl.min(x, axis=0))
+    tl.store(Sum + row, tl.sum(tl.where(inside, x, 0.0), axis=0))

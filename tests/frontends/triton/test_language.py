@@ -149,6 +149,25 @@ def test_carried_tiles_read_across_elements_and_carries(mode: int) -> None:
     torch.testing.assert_close(out, a + b * 3.0 + total * 5.0, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_cols,block", [(128, 128), (100, 128), (1000, 1024), (40, 64)])
+def test_row_max_min_ignore_nan_and_sum(n_cols: int, block: int) -> None:
+    """tl.max/tl.min drop NaN lanes (maxnum) unless the whole row is NaN; masked lanes read NaN here on purpose."""
+    x = torch.randn(6, n_cols, generator=torch.Generator().manual_seed(n_cols))
+    x[1, 3] = float("nan")
+    x[2, :] = float("nan")
+    x[3, 5] = float("inf")
+    x[4, :] = float("-inf")
+    x[5, 3::16] = x[5, 11::16] = x[5, 14::64] = float("nan")  # whole partial lanes of NaN, low and high halves
+    outs = [torch.full((6,), 7.0) for _ in range(3)]
+    K.row_extremes_kernel[(6,)](x, *outs, n_cols, BLOCK=block)
+    all_nan = x.isnan().all(1)
+    want_max = torch.where(all_nan, float("nan"), torch.where(x.isnan(), float("-inf"), x).amax(1))
+    want_min = torch.where(all_nan, float("nan"), torch.where(x.isnan(), float("inf"), x).amin(1))
+    torch.testing.assert_close(outs[0], want_max, equal_nan=True)
+    torch.testing.assert_close(outs[1], want_min, equal_nan=True)
+    torch.testing.assert_close(outs[2], x.double().sum(1).float(), equal_nan=True, rtol=1e-5, atol=1e-4)
+
+
 def test_libdevice_functions() -> None:
     n = 1000
     x = torch.rand(n) * 1.8 - 0.9

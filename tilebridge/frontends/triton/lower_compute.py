@@ -183,13 +183,16 @@ class ComputeLowering:
         # Fold the lanes down to one, still in vector steps: to 16 lanes (lane j takes j + 16g), then
         # halving (lane j takes j + width), so the last steps are a short tree, not a serial chain.
         steps = [(VECTOR_LANES, group * VECTOR_LANES) for group in range(1, lanes // VECTOR_LANES)]
-        width = min(lanes, VECTOR_LANES) // 2
+        fold = _register_fold(region, partials) if lanes >= VECTOR_LANES else None
+        width = 0 if fold else min(lanes, VECTOR_LANES) // 2
         while width:
             steps.append((width, width))
             width //= 2
         for width, shift in steps:
             self.loop_nest((width,), lambda j, shift=shift: self.combine_into(
                 region, env, partials, j[0], [n.BufRead(p, n.Binary("add", j[0], c0(shift), I32)) for p in partials]))
+        if fold:
+            self.emit(n.Intrinsic(fold, (partials[0],)))
 
     def op_scan(self, op: Op, args: list, env: dict) -> list:
         axis = int(op.attrs["axis"])
@@ -342,3 +345,18 @@ def is_zero(value: TVal) -> bool:
     """Whether a tile is the constant zero (a splat of 0), as `tl.dot`'s default accumulator is."""
     element = value.gen(tuple(c0() for _ in value.shape))
     return isinstance(element, n.Const) and element.value == 0 and not value.loads
+
+
+# Combine regions whose last 16 lanes fold in registers (tilebridge.h's tb_fold16_*): one fp32 operand, one op.
+REGISTER_FOLDS = {"arith.addf": "tb_fold16_addf", "arith.maxnumf": "tb_fold16_maxnumf", "arith.minnumf": "tb_fold16_minnumf"}
+
+
+def _register_fold(region: Block, partials: list) -> str | None:
+    """The runtime routine that folds 16 fp32 lanes of this combine region, or None for the generic steps."""
+    if len(partials) != 1 or partials[0].dtype != "f32" or len(region.ops) != 2:
+        return None
+    op, term = region.ops
+    args = [name for name, _ in region.args]
+    if term.operands != [op.results[0][0]] or sorted(op.operands) != sorted(args):
+        return None
+    return REGISTER_FOLDS.get(op.name)
