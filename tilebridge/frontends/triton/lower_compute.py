@@ -183,7 +183,7 @@ class ComputeLowering:
         # Fold the lanes down to one, still in vector steps: to 16 lanes (lane j takes j + 16g), then
         # halving (lane j takes j + width), so the last steps are a short tree, not a serial chain.
         steps = [(VECTOR_LANES, group * VECTOR_LANES) for group in range(1, lanes // VECTOR_LANES)]
-        fold = _register_fold(region, partials) if lanes >= VECTOR_LANES else None
+        fold = _register_fold(region, partials) if lanes == VECTOR_LANES else None
         width = 0 if fold else min(lanes, VECTOR_LANES) // 2
         while width:
             steps.append((width, width))
