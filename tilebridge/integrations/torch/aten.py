@@ -38,6 +38,11 @@ COUNTERS: dict[str, Counter] = {"served": Counter(), "declined": Counter(), "rai
 # device type -> the dispatch key its tensors' backend kernels sit under.
 DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
 
+# Overloads ATen's own kernels on a device call with a wrapped number made *on that device*, which torch
+# cannot hand to a Python kernel (an internal assert converting it): CUDA's pow.Scalar wraps its base and
+# calls pow.Tensor_Tensor_out. The library leaves them to ATen on those devices.
+NOT_ON_DEVICE = {"cuda": frozenset({"pow.Tensor_Tensor_out"})}
+
 _state: dict[str, Any] = {"library": None, "overloads": (), "device": "cpu", "bypass": False}
 _local = threading.local()
 
@@ -195,7 +200,8 @@ def enable(include: Iterable[str] | None = None, exclude: Iterable[str] | None =
     table = entries()
     chosen = [e for e in table.values()
               if (include is None or _matches(e, include)) and not (exclude and _matches(e, exclude))
-              and _by_default(e, include, everything) and _has_backend_kernel(e.overload, key)]
+              and _by_default(e, include, everything) and _has_backend_kernel(e.overload, key)
+              and e.overload not in NOT_ON_DEVICE.get(kind, ())]
     serve_device(kind)
     library = torch.library.Library("aten", "IMPL")
     with warnings.catch_warnings():
