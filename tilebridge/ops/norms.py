@@ -344,10 +344,9 @@ def native_group_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.
     dtype = _parameter_dtype(x, [weight, bias])
     channels = _groups(x, N, C, HxW, group)
     weight, bias = _vector(weight, C), _vector(bias, C)
-    xc = x
     y = torch.empty(x.shape, dtype=x.dtype)
     mean, rstd = torch.empty((N, group), dtype=dtype), torch.empty((N, group), dtype=dtype)
-    group_norm_kernel[(N * group,)](xc, weight if weight is not None else xc, bias if bias is not None else xc, y, mean, rstd,
+    group_norm_kernel[(N * group,)](x, weight if weight is not None else x, bias if bias is not None else x, y, mean, rstd,
                                     channels * HxW, HxW, group, channels, float(eps), int(weight is not None),
                                     int(bias is not None), BLOCK=BLOCK)
     return y, mean, rstd

@@ -102,7 +102,6 @@ def _out(given: torch.Tensor | None, like: torch.Tensor, dtype: torch.dtype) -> 
 
 
 def _forward(overload: str, log: bool):
-    claimed = FLOATS
     packet, _, name = overload.partition(".")
     schema = getattr(getattr(torch.ops.aten, packet), name or "default")._schema
     out_name = out_argument(schema)
@@ -110,7 +109,7 @@ def _forward(overload: str, log: bool):
     def wrapper(*args: Any, **kwargs: Any) -> torch.Tensor:
         bound = bind(schema, args, kwargs)
         x = bound["self"]
-        if x.dtype not in claimed or x.layout != torch.strided or x.numel() > MAX_ELEMENTS:
+        if x.dtype not in FLOATS or x.layout != torch.strided or x.numel() > MAX_ELEMENTS:
             raise Decline("dtype")
         half_to_float = bool(bound.get("half_to_float"))
         if half_to_float and x.dtype != torch.float16:

@@ -45,16 +45,14 @@ class ControlLowering:
         carry, through a temporary buffer and a copy, as a parallel assignment must be.
         """
         shape = tv.shape
-        temp: list = []
+        temp: list = []  # the temporary buffer, when one is needed (the loop body is built once)
 
         def body(idx: tuple) -> None:
             at = linear_index(idx, shape)
             value = tv.gen(idx)
-            target = storage if _reads_only_at(value, storage.name, at) else None
-            if target is None:
-                temp.append(temp[0] if temp else self.new_buffer(tv.dtype, tv.type.numel, "carry"))
-                target = temp[0]
-            self.emit(n.BufWrite(target, at, value))
+            if not _reads_only_at(value, storage.name, at):
+                temp.append(self.new_buffer(tv.dtype, tv.type.numel, "carry"))
+            self.emit(n.BufWrite(temp[0] if temp else storage, at, value))
 
         self.loop_nest(shape, body)
         if temp:
