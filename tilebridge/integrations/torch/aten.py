@@ -27,7 +27,7 @@ from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion
 from torch._prims_common import elementwise_dtypes
 
 from tilebridge.ops.policy import SERVED_BY_DEFAULT
-from tilebridge.ops.registry import Decline, OpEntry, entries, serve_device
+from tilebridge.ops.registry import Decline, OpEntry, entries, serve_device, served_device
 
 # overload -> how often our kernel ran ("served"), how often it handed the call back ("declined"), how often it
 # raised an error of its own ("raised": the call ran our code, so the harness judges it like a result), and how
@@ -43,7 +43,7 @@ DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
 # calls pow.Tensor_Tensor_out. The library leaves them to ATen on those devices.
 NOT_ON_DEVICE = {"cuda": frozenset({"pow.Tensor_Tensor_out"})}
 
-_state: dict[str, Any] = {"library": None, "overloads": (), "device": "cpu", "bypass": False}
+_state: dict[str, Any] = {"library": None, "overloads": (), "bypass": False}
 _local = threading.local()
 
 
@@ -212,7 +212,6 @@ def enable(include: Iterable[str] | None = None, exclude: Iterable[str] | None =
             library.impl(entry.overload, _kernel(entry, original, kind), key, with_keyset=True)
     _state["library"] = library
     _state["overloads"] = tuple(e.overload for e in chosen)
-    _state["device"] = kind
     return list(_state["overloads"])
 
 
@@ -223,7 +222,6 @@ def disable() -> None:
         library._destroy()
     _state["library"] = None
     _state["overloads"] = ()
-    _state["device"] = "cpu"
     serve_device("cpu")
 
 
@@ -234,7 +232,7 @@ def enabled_overloads() -> tuple[str, ...]:
 
 def enabled_device() -> str:
     """The device type the library was last enabled for ("cpu" unless `enable(device=...)` said otherwise)."""
-    return _state["device"]
+    return served_device()
 
 
 @contextmanager
@@ -256,7 +254,7 @@ def bypassed() -> Iterator[None]:
 def use_ops(include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, everything: bool = False,
             device: str | torch.device = "cpu") -> Iterator[list[str]]:
     """`enable(include, exclude, everything, device)` for a `with` block; what was enabled before comes back after."""
-    previous, previous_device = _state["overloads"], _state["device"]
+    previous, previous_device = _state["overloads"], served_device()
     try:
         yield enable(include, exclude, everything, device)
     finally:
