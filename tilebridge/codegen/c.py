@@ -461,19 +461,32 @@ def python_entry(kernel: n.Kernel) -> list[str]:
     side can raise its full error message. Built only where Python's headers exist (TB_PYTHON)."""
     count = len(kernel.params)
     lines = ["", "#ifdef TB_PYTHON", "#define PY_SSIZE_T_CLEAN", "#include <Python.h>",
+             "static int tb_huge_pages = 1;  /* TILEBRIDGE_HUGEPAGES=0 clears it at import */",
              "static void* tb_py_pointer(PyObject* o, int* bad) {",
              "    if (o == Py_None) return 0;",
              "    if (PyLong_Check(o)) return PyLong_AsVoidPtr(o);",
-             "    static PyObject *is_cpu = 0, *data_ptr = 0;",
+             "    static PyObject *is_cpu = 0, *data_ptr = 0, *nbytes = 0, *is_contiguous = 0;",
              '    if (!is_cpu) { is_cpu = PyUnicode_InternFromString("is_cpu"); '
-             'data_ptr = PyUnicode_InternFromString("data_ptr"); }',
+             'data_ptr = PyUnicode_InternFromString("data_ptr"); nbytes = PyUnicode_InternFromString("nbytes"); '
+             'is_contiguous = PyUnicode_InternFromString("is_contiguous"); }',
              "    PyObject* cpu = PyObject_GetAttr(o, is_cpu);",
              "    if (!cpu) { PyErr_Clear(); *bad = 1; return 0; }",
              "    int ok = cpu == Py_True; Py_DECREF(cpu);",
              "    if (!ok) { *bad = 1; return 0; }",
              "    PyObject* address = PyObject_CallMethodNoArgs(o, data_ptr);",
              "    if (!address) { PyErr_Clear(); *bad = 1; return 0; }",
-             "    void* p = PyLong_AsVoidPtr(address); Py_DECREF(address); return p;",
+             "    void* p = PyLong_AsVoidPtr(address); Py_DECREF(address);",
+             "    if (tb_huge_pages) {",
+             "        PyObject* size = PyObject_GetAttr(o, nbytes);",
+             "        long long n = size ? PyLong_AsLongLong(size) : 0; Py_XDECREF(size);",
+             "        if (n >= TB_HUGE_MIN_BYTES) {",
+             "            PyObject* dense = PyObject_CallMethodNoArgs(o, is_contiguous);",
+             "            if (dense == Py_True) tb_advise_huge(p, n);",
+             "            Py_XDECREF(dense);",
+             "        }",
+             "        PyErr_Clear();",
+             "    }",
+             "    return p;",
              "}",
              "static PyObject* tb_py_launch(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {",
              f'    if (nargs != {4 + count}) {{ PyErr_SetString(PyExc_TypeError, "launch takes {4 + count} arguments"); '
@@ -499,7 +512,10 @@ def python_entry(kernel: n.Kernel) -> list[str]:
               'static PyMethodDef tb_methods[] = {{"launch", (PyCFunction)(void(*)(void))tb_py_launch, METH_FASTCALL, 0}, '
               "{0, 0, 0, 0}};",
               'static struct PyModuleDef tb_module = {PyModuleDef_HEAD_INIT, "tb_kernel", 0, -1, tb_methods};',
-              "PyMODINIT_FUNC PyInit_tb_kernel(void) { return PyModule_Create(&tb_module); }",
+              "PyMODINIT_FUNC PyInit_tb_kernel(void) {",
+              '    const char* huge = getenv("TILEBRIDGE_HUGEPAGES"); tb_huge_pages = !(huge && huge[0] == \'0\');',
+              "    return PyModule_Create(&tb_module);",
+              "}",
               "#endif"]
     return lines
 

@@ -299,6 +299,24 @@ static inline void tb_stream_fence(void) {
     __sync_synchronize();
 #endif
 }
+/* ---- transparent huge pages for large buffers: the first touch of a fresh allocation of many MiB
+ * (torch.empty of an output) costs a page fault and a zeroing per 4 KiB page, which on a small VM
+ * costs more than the kernel itself; advised onto 2 MiB pages it costs a fault per 2 MiB. The Python
+ * entry advises the whole 2 MiB pages inside each contiguous tensor of TB_HUGE_MIN_BYTES or more
+ * before the launch (a no-op for pages already mapped; contents are never touched). The advice is
+ * what torch's own allocator gives with THP_MEM_ALLOC_ENABLE=1. TILEBRIDGE_HUGEPAGES=0 turns it off. ---- */
+#ifndef TB_HUGE_MIN_BYTES
+#define TB_HUGE_MIN_BYTES ((int64_t)4 << 20)
+#endif
+static inline void tb_advise_huge(const void* p, int64_t bytes) {
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + (uintptr_t)bytes) & ~(huge - 1);
+#ifdef MADV_HUGEPAGE
+    if (hi > lo) madvise((void*)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)lo; (void)hi;
+#endif
+}
 static inline void tb_arena_check(const char* arena, size_t bytes) {
 #ifdef TB_CHECK_ARENA
     for (int i = 0; i < TB_CANARY; i++)
