@@ -20,6 +20,7 @@ from tilebridge.bench import report
 from tilebridge.bench.cases import MEMORY, Case, Workload, all_cases, kernel_names
 from tilebridge.bench.interpreter import InterpreterComparison
 from tilebridge.bench.roofline import Machine
+from tilebridge.bench.scaling import Scaling
 from tilebridge.bench.suite import CaseResult, SuiteResult, run_case, select_cases
 
 SUBSET = ["add", "softmax", "layer_norm_bwd", "matmul", "attention"]
@@ -52,6 +53,12 @@ def test_quick_suite_writes_json_plot_and_markdown(tmp_path: Path) -> None:
     assert [row["kernel"] for row in result["interpreter"]] == SUBSET
     for row in result["interpreter"]:
         assert row["error"] is None and row["speedup"] > 0, row
+
+    if result["machine"]["torch_threads"] > 1:  # the compute-bound cases timed at one thread and at all of them
+        scaled = {row["name"] for row in result["scaling"]}
+        assert scaled == {case["name"] for case in result["cases"] if case["bound"] == "compute"}
+        for row in result["scaling"]:
+            assert row["error"] is None and row["speedup"] > 0 and row["torch_speedup"] > 0, row
 
     startup = result["startup"]
     assert startup["error"] is None, startup
@@ -107,7 +114,9 @@ def test_markdown_keeps_the_hand_written_header(tmp_path: Path) -> None:
                     roofline_s=5e-7)
     failed = CaseResult("softmax 8x8", "softmax", "8x8", MEMORY, "failed", error="CompilationError: line 1\ndetails")
     comparison = InterpreterComparison("add", "16", 16, 1e-3, 1e-6)
-    result = SuiteResult(_machine(), [ok, failed], [comparison], "quick", "tilebridge bench --quick", "now")
+    scalings = [Scaling("matmul 8x8x8", 2, 4e-6, 2e-6, 3e-6, 2e-6), Scaling("attention 8", 2, 3e-6, 2e-6, 3e-6, 2e-6)]
+    result = SuiteResult(_machine(), [ok, failed], [comparison], "quick", "tilebridge bench --quick", "now",
+                         scaling=scalings)
     assert result.geomean_ratio(MEMORY) == pytest.approx(2.0)
 
     path, plot = tmp_path / "docs" / "performance.md", tmp_path / "docs" / "performance.png"
@@ -116,6 +125,8 @@ def test_markdown_keeps_the_hand_written_header(tmp_path: Path) -> None:
     first = path.read_text()
     assert first.startswith(report.DEFAULT_HEADER) and "![torch/tilebridge per case](performance.png)" in first
     assert "FAILED: CompilationError: line 1" in first and "1000x" in first
+    assert "## Thread scaling" in first and "| matmul 8x8x8 | 4 us | 2 us | 2.00x |" in first
+    assert "1.50x to 2.00x (target 1.7x); below it: attention 8 (1.50x)" in first
     generated = first.split(report.GENERATED_MARKER, 1)[1]
     path.write_text("# My header\n\nProse that must survive.\n\n" + report.GENERATED_MARKER + generated)
     report.write_markdown(result, path, plot)

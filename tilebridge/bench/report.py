@@ -13,6 +13,8 @@ from tilebridge.bench import tilelang_cases
 from tilebridge.bench.cases import MEMORY
 from tilebridge.bench.interpreter import InterpreterComparison
 from tilebridge.bench.roofline import Machine
+from tilebridge.bench.scaling import TARGET as SCALING_TARGET
+from tilebridge.bench.scaling import Scaling
 from tilebridge.bench.startup import Startup
 from tilebridge.bench.suite import CaseResult, SuiteResult, error_summary
 
@@ -61,6 +63,28 @@ def interpreter_row(comparison: dict) -> list[str]:
     return [comparison["kernel"], comparison["shape"], seconds(comparison["interpreter_s"]), seconds(comparison["tilebridge_s"]),
             f"{comparison['interpreter_ns_per_element']:.3g}", f"{comparison['tilebridge_ns_per_element']:.3g}",
             f"{comparison['speedup']:.0f}x"]
+
+
+def scaling_header(threads: int) -> list[str]:
+    return ["case", "tilebridge 1 thread", f"tilebridge {threads} threads", "speed-up", "torch 1 thread",
+            f"torch {threads} threads", "torch speed-up"]
+
+
+def scaling_row(scaling: Scaling) -> list[str]:
+    if scaling.error:
+        return [scaling.name, f"FAILED: {error_summary(scaling.error)}", "", "", "", "", ""]
+    return [scaling.name, seconds(scaling.tilebridge_1_s), seconds(scaling.tilebridge_n_s), _number(scaling.speedup, 2, "x"),
+            seconds(scaling.torch_1_s), seconds(scaling.torch_n_s), _number(scaling.torch_speedup, 2, "x")]
+
+
+def scaling_summary(scalings: list[Scaling]) -> list[str]:
+    """One line: the weakest speed-up against the target, and which cases fall short of it."""
+    measured = [s for s in scalings if s.speedup]
+    if not measured:
+        return []
+    short = [f"{s.name} ({s.speedup:.2f}x)" for s in measured if s.speedup < SCALING_TARGET]
+    return [f"1 -> {measured[0].threads} threads on the compute-bound cases: {min(s.speedup for s in measured):.2f}x to "
+            f"{max(s.speedup for s in measured):.2f}x (target {SCALING_TARGET}x); below it: {', '.join(short) or 'none'}"]
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
@@ -117,7 +141,10 @@ def format_terminal(result: SuiteResult) -> str:
              "", text_table(TABLE_HEADER, [case_row(c) for c in result.cases])]
     if result.interpreter:
         parts += ["", text_table(INTERPRETER_HEADER, [interpreter_row(c.as_dict()) for c in result.interpreter])]
-    parts += ["", *_summary_lines(result), *startup_lines(result.startup), f"total {result.total_s:.1f} s"]
+    if result.scaling:
+        parts += ["", text_table(scaling_header(result.scaling[0].threads), [scaling_row(s) for s in result.scaling])]
+    parts += ["", *_summary_lines(result), *scaling_summary(result.scaling), *startup_lines(result.startup),
+              f"total {result.total_s:.1f} s"]
     return "\n".join(parts)
 
 
@@ -125,7 +152,7 @@ def load_json(path: str | os.PathLike) -> SuiteResult:
     """A run back from its JSON, to render its reports again or compare it with a later run without rerunning."""
     data = json.loads(Path(path).read_text())
     derived = {"ratio", "achieved", "achieved_unit", "roofline_fraction", "speedup", "interpreter_ns_per_element",
-               "tilebridge_ns_per_element"}
+               "tilebridge_ns_per_element", "torch_speedup"}
 
     def fields(row: dict) -> dict:
         return {key: value for key, value in row.items() if key not in derived}
@@ -135,7 +162,7 @@ def load_json(path: str | os.PathLike) -> SuiteResult:
                        [InterpreterComparison(**fields(row)) for row in data["interpreter"]], data["mode"], data["command"],
                        data["started"], data["total_s"], data["versions"], data["load_average"], data.get("other_load_cores"),
                        Startup(**{k: v for k, v in startup.items() if k not in ("added_s", "cold_compile_median_s")})
-                       if startup else None)
+                       if startup else None, [Scaling(**fields(row)) for row in data.get("scaling", [])])
 
 
 def write_json(result: SuiteResult, path: str | os.PathLike) -> None:
@@ -226,6 +253,13 @@ def markdown(result: SuiteResult, plot_path: str | None = None) -> str:
                   markdown_table(INTERPRETER_HEADER, [interpreter_row(c.as_dict()) for c in result.interpreter]), ""]
         notes = sorted({c.note for c in result.interpreter if c.note})
         lines += [f"Interpreter subprocess: {note}." for note in notes] + ([""] if notes else [])
+    if result.scaling:
+        lines += ["## Thread scaling", "",
+                  "The compute-bound cases timed with one thread and with all of them, tilebridge and PyTorch alike, "
+                  "the four interleaved in the same minutes (`tilebridge/bench/scaling.py`); speed-up is one-thread time "
+                  "over all-thread time.", "",
+                  markdown_table(scaling_header(result.scaling[0].threads), [scaling_row(s) for s in result.scaling]), "",
+                  *[f"- {line}" for line in scaling_summary(result.scaling)], ""]
     if result.startup:
         lines += ["## Launch and compile", "",
                   "Measured in subprocesses sharing a fresh triton cache (`tilebridge/bench/startup.py`): the warm "

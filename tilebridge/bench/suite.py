@@ -21,8 +21,9 @@ import torch
 from tilebridge.bench.cases import MEMORY, SMALL, Case, Workload, all_cases, kernel_names
 from tilebridge.bench.interpreter import InterpreterComparison, compare_with_interpreter
 from tilebridge.bench.roofline import Machine, measure_machine
+from tilebridge.bench.scaling import Scaling, measure_scaling, scaling_cases
 from tilebridge.bench.startup import Startup, measure_startup
-from tilebridge.bench.timing import FULL, QUICK, OtherLoad, TimingPolicy, interleaved_timings
+from tilebridge.bench.timing import FULL, QUICK, SCALING, OtherLoad, TimingPolicy, interleaved_timings
 
 
 @dataclass
@@ -92,6 +93,7 @@ class SuiteResult:
     load_average: dict[str, list[float]] = field(default_factory=dict)
     other_load_cores: float | None = None  # cores other processes kept busy during the run (see OtherLoad)
     startup: Startup | None = None  # launch overhead, cold compile, new process (None: not measured)
+    scaling: list[Scaling] = field(default_factory=list)  # compute-bound cases at one thread and at all of them
 
     @property
     def busy_machine(self) -> bool:
@@ -120,6 +122,7 @@ class SuiteResult:
             "cases": [c.as_dict() for c in self.cases],
             "interpreter": [c.as_dict() for c in self.interpreter],
             "startup": self.startup.as_dict() if self.startup else None,
+            "scaling": [s.as_dict() for s in self.scaling],
             "summary": {
                 "cases": len(self.cases), "passed": sum(c.ok for c in self.cases), "failed": [c.name for c in self.failed],
                 "all_correct": not self.failed,
@@ -234,6 +237,10 @@ def run_suite(quick: bool = False, only: Sequence[str] | None = None, interprete
         results.append(result)
         outcome = f"torch/tilebridge {result.ratio:.2f}x" if result.ok else f"FAILED: {error_summary(result.error, 200)}"
         say(f"  {case.name:<38} {outcome}  ({time.perf_counter() - case_start:.1f} s)")
+    scaled = scaling_cases(cases, quick) if machine.torch_threads > 1 else []
+    if scaled:
+        say(f"timing {len(scaled)} compute-bound cases at 1 and {machine.torch_threads} threads ...")
+    scaling = measure_scaling(scaled, QUICK if quick else SCALING)
     comparisons = []
     if interpreter:
         kernels = [k for k in dict.fromkeys(c.kernel for c in cases) if k in SMALL]  # Triton kernels only
@@ -244,4 +251,4 @@ def run_suite(quick: bool = False, only: Sequence[str] | None = None, interprete
     return SuiteResult(machine, results, comparisons, "quick" if quick else "full", command,
                        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        time.perf_counter() - started, _versions(), {"start": load_start, "end": _load_average()},
-                       other_load.cores(), startup)
+                       other_load.cores(), startup, scaling)

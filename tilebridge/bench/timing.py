@@ -27,6 +27,7 @@ class TimingPolicy:
 
 FULL = TimingPolicy()
 QUICK = TimingPolicy(budget_s=0.05, min_repetitions=3, max_repetitions=20)
+SCALING = TimingPolicy(budget_s=1.0, min_repetitions=5)  # four sides per case, two of them on one thread
 
 
 def time_once(fn: Callable[[], Any]) -> float:
