@@ -186,12 +186,31 @@ def carried_tiles_kernel(X, Out, steps, B: tl.constexpr, MODE: tl.constexpr):
             a = tl.trans(a) * 0.5 + x
         elif MODE == 1:
             a, b = b, a + x
-        else:
+        elif MODE == 2:
             old = a
             if i % 2 == 0:
                 a = a + x
             total += old
+        else:  # a chain: total reads b's old value, b reads a's; written in place in the order total, b, a
+            a, b, total = a * 0.9 + x, b + a, total + b * 0.5
     tl.store(Out + rows * B + cols, a + b * 3.0 + total * 5.0)
+
+
+@triton.jit
+def online_logsumexp_kernel(X, Out, n_cols, BLOCK: tl.constexpr):
+    """logsumexp of a row streamed in blocks: the running sum's update reads the running max's old value."""
+    row = tl.program_id(0)
+    running_max = tl.full((BLOCK,), -float("inf"), dtype=tl.float32)
+    running_sum = tl.zeros((BLOCK,), dtype=tl.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + tl.arange(0, BLOCK)
+        x = tl.load(X + row * n_cols + cols, mask=cols < n_cols, other=-float("inf"))
+        new_max = tl.maximum(running_max, x)
+        safe = tl.where(new_max == -float("inf"), 0.0, new_max)
+        running_sum = running_sum * tl.exp(running_max - safe) + tl.exp(x - safe)
+        running_max = new_max
+    top = tl.max(running_max, axis=0)
+    tl.store(Out + row, tl.log(tl.sum(running_sum * tl.exp(running_max - top), axis=0)) + top)
 
 
 @triton.jit
@@ -204,3 +223,17 @@ def row_extremes_kernel(X, Max, Min, Sum, n_cols, BLOCK: tl.constexpr):
     tl.store(Max + row, tl.max(x, axis=0))
     tl.store(Min + row, tl.min(x, axis=0))
     tl.store(Sum + row, tl.sum(tl.where(inside, x, 0.0), axis=0))
+
+
+@triton.jit
+def accumulate_then_overwrite_kernel(P, Out, n, steps, BLOCK: tl.constexpr):
+    """A carried tile reads a load whose memory the same iteration then overwrites."""
+    cols = tl.arange(0, BLOCK)
+    inside = cols < n
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    for _ in range(steps):
+        x = tl.load(P + cols, mask=inside, other=0.0)
+        acc_next = acc + x * 2.0
+        tl.store(P + cols, x + 1.0, mask=inside)
+        acc = acc_next
+    tl.store(Out + cols, acc, mask=inside)

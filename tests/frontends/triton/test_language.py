@@ -129,7 +129,7 @@ def test_guarded_loop_carried_tiles(n_rows: int, n_cols: int, rows_per_program: 
     torch.testing.assert_close(squares, (padded * padded).sum(1), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", [0, 1, 2])
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
 def test_carried_tiles_read_across_elements_and_carries(mode: int) -> None:
     B, steps = 8, 5
     x = torch.randn(B, B, generator=torch.Generator().manual_seed(mode))
@@ -139,14 +139,34 @@ def test_carried_tiles_read_across_elements_and_carries(mode: int) -> None:
             a = a.t() * 0.5 + x
         elif mode == 1:
             a, b = b, a + x
-        else:
+        elif mode == 2:
             old = a
             if i % 2 == 0:
                 a = a + x
             total = total + old
+        else:
+            a, b, total = a * 0.9 + x, b + a, total + b * 0.5
     out = torch.full((B, B), float("nan"))
     K.carried_tiles_kernel[(1,)](x, out, steps, B=B, MODE=mode)
     torch.testing.assert_close(out, a + b * 3.0 + total * 5.0, rtol=1e-5, atol=1e-5)
+
+
+def test_carried_tile_reads_the_load_before_the_store_overwrites_it() -> None:
+    p = torch.randn(300, generator=torch.Generator().manual_seed(9))
+    start, out = p.clone(), torch.full((300,), float("nan"))
+    K.accumulate_then_overwrite_kernel[(1,)](p, out, 300, 4, BLOCK=512)
+    torch.testing.assert_close(out, 2.0 * (4 * start + 6.0))  # 2 * sum of start + k for k < 4
+    torch.testing.assert_close(p, start + 4.0)
+
+
+@pytest.mark.parametrize("n_cols,block", [(1000, 256), (4099, 1024), (64, 64), (37, 64)])
+def test_online_logsumexp_over_blocks(n_cols: int, block: int) -> None:
+    """Two carries where one's update reads the other's old value, masked last block, several rows."""
+    x = torch.randn(5, n_cols, generator=torch.Generator().manual_seed(n_cols)) * 4.0
+    x[2, : n_cols // 2] = float("-inf")  # a row whose first blocks are all -inf
+    out = torch.full((5,), float("nan"))
+    K.online_logsumexp_kernel[(5,)](x, out, n_cols, BLOCK=block)
+    torch.testing.assert_close(out.double(), torch.logsumexp(x.double(), dim=1), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("n_cols,block", [(128, 128), (100, 128), (1000, 1024), (40, 64)])

@@ -103,15 +103,18 @@ class Lowerer(ComputeLowering, ControlLowering):
         self.read_buffer(tv, buf)
         return tv
 
-    def flush(self, keep: frozenset = frozenset()) -> None:
+    def flush(self, keep: frozenset = frozenset(), carried: frozenset = frozenset()) -> None:
         """Evaluate every pending lazy load (before a side effect could change what it reads), and
-        store every multi-use value left lazy that is still to be read (`rereads`)."""
+        store every multi-use value left lazy that is still to be read (`rereads`).
+
+        `keep`: loads the coming side effect reads itself, element by element. `carried`: values
+        and loads only a loop's carries read next, which write tile storage, never memory."""
         for tv in list(self.pending):
             if tv not in keep and self.live(tv):  # a load whose readers were all evaluated is dead
                 self.materialize(tv, "ld")
         self.pending = [p for p in self.pending if p in keep]
         for tv in self.rereads:
-            if not tv.materialized and self.live(tv):
+            if tv not in carried and not tv.materialized and self.live(tv):
                 self.materialize(tv, "rd")
         self.rereads = [tv for tv in self.rereads if not tv.materialized and self.live(tv)]
 

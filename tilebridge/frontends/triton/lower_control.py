@@ -61,24 +61,26 @@ class ControlLowering:
             self.write_storage(storage, copy)
 
     def write_all(self, storages: list, values: list) -> None:
-        """Parallel assignment: every value that reads a storage is computed before any storage is written.
+        """Parallel assignment: every value reads the storages as they were before any was written.
 
-        A tile that reads no storage but its own (an accumulator update) needs no temporary: it is
-        written in place (`update_in_place`), after the others were copied out.
+        Storages are written one at a time, each once no value still to be written reads it (online
+        softmax's running sum reads the running max, so the sum is written first); a tile that reads
+        its own storage is updated in place (`update_in_place`). Values that read each other's storage
+        in a cycle (a swap) are computed into temporaries before any of them is written.
         """
-        names = {s.name for s in storages}
-        staged, in_place = [], []
-        for s, v in zip(storages, values):
-            if v.reads == frozenset([s.name]) and v.materialized:
-                continue  # yields its own carried value unchanged
-            if isinstance(s, n.Buffer) and v.reads & names == {s.name} and not v.materialized:
-                in_place.append((s, v))
-                continue
-            if v.reads & names:
-                v = self.materialize(TVal(v.type, v.gen, v.cost, v.loads, v.reads), "carry")
-            staged.append((s, v))
-        for s, v in in_place:
-            self.update_in_place(s, v)
+        todo = [(s, v) for s, v in zip(storages, values) if not (v.reads == frozenset([s.name]) and v.materialized)]
+        while todo:
+            free = [k for k, (s, _) in enumerate(todo) if not any(s.name in w.reads for j, (_, w) in enumerate(todo) if j != k)]
+            if not free:
+                break
+            s, v = todo.pop(free[0])
+            if isinstance(s, n.Buffer) and s.name in v.reads and not v.materialized:
+                self.update_in_place(s, v)
+            else:
+                self.write_storage(s, v)
+        cycle = {s.name for s, _ in todo}
+        staged = [(s, self.materialize(TVal(v.type, v.gen, v.cost, v.loads, v.reads), "carry") if v.reads & cycle else v)
+                  for s, v in todo]
         for s, v in staged:
             self.write_storage(s, v)
 
@@ -100,10 +102,18 @@ class ControlLowering:
             inner[name] = self.storage_value(ty, s)
         outer_stmts, loop_body = self.stmts, []
         self.stmts = loop_body
+        outer_rereads = list(self.rereads)
         term = self.lower_block(body_block, inner)
-        self.flush()
-        if term is not None:
-            self.write_all(storages, [inner[name] for name in term.operands])
+        yielded = [inner[name] for name in term.operands] if term is not None else []
+        # Writing the carries changes tile storage only, never memory a load reads: the loads the
+        # yielded tiles read stay lazy and are read inside the loops that write the carries.
+        carried = frozenset(yielded).union(*(v.loads for v in yielded))
+        self.flush(carried, carried)
+        self.write_all(storages, yielded)
+        self.consumed(*yielded)
+        for name in term.operands if term is not None else ():
+            self.remaining[name] = self.remaining.get(name, 0) - 1
+        self.rereads = [tv for tv in self.rereads if any(tv is o for o in outer_rereads)]  # the body's end here
         self.stmts = outer_stmts
         self.emit(n.For(iv, lb, ub, step, loop_body))
         return [self.storage_value(ty, s) for (_, ty), s in zip(op.results, storages)]
