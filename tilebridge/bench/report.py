@@ -278,6 +278,11 @@ def markdown(result: SuiteResult, plot_path: str | None = None) -> str:
               "it has none (layer norm, whose `out=` form computes and then copies; RMSNorm, cross-entropy and "
               "SDPA, which eager composes; silu's intermediate in SwiGLU) both sides allocate on every call, as "
               "users' code does, and those cases stay further from the roof.",
+              "- Fresh outputs: before a launch tilebridge advises every contiguous tensor argument of 4 MiB or more "
+              "onto transparent huge pages (`madvise(MADV_HUGEPAGE)`, `TILEBRIDGE_HUGEPAGES=0` turns it off), so the "
+              "kernel's first touch of a fresh output faults once per 2 MiB instead of once per 4 KiB. PyTorch's "
+              "allocator does the same only when the process starts with `THP_MEM_ALLOC_ENABLE=1`, which this run "
+              "does not set: the norm cases' ratios include that difference (see the header for both settings).",
               "- The copy roof counts a read and a write per element. Kernels that mostly read (row sums, row "
               "maxima) can go past it, and so can inputs that stay in a large last-level cache.",
               "- The bf16 matmul is timed against ATen's bf16 `mm` (oneDNN, which may use AMX) and checked against "
