@@ -50,6 +50,22 @@ def test_masked_tile_load_splits_into_inside_and_outside_ranges() -> None:
     assert loops[1].body[0].value == n.Const(0.0, "f32")  # past the end: the `other` value
 
 
+def test_a_select_on_data_stays_while_the_mask_splits_the_range() -> None:
+    """`where(m == -inf, 0, m)` beside a masked load (online softmax): the mask becomes the ranges,
+    the select on loaded data stays in each part."""
+    buf, other = n.Buffer("t", "f32", 256), n.Buffer("m", "f32", 256)
+    cond = n.Binary("lt", n.Binary("add", off, i, I32), limit, "i1")
+    load = n.Select(cond, n.MemRead(n.Binary("ptradd", ptr, i, "ptr<f32>"), "f32"), n.Const(0.0, "f32"), "f32")
+    m = n.BufRead(other, i)
+    on_data = n.Binary("eq", m, n.Const(float("-inf"), "f32"), "i1")
+    value = n.Binary("add", load, n.Select(on_data, n.Const(0.0, "f32"), m, "f32"), "f32")
+    loops = masks_to_bounds([n.For(i, c(0), c(256), c(1), [n.BufWrite(buf, i, value)], vectorize=True)])
+    assert len(loops) == 2
+    inside, outside = (loop.body[0].value for loop in loops)
+    assert isinstance(inside.a, n.MemRead) and outside.a == n.Const(0.0, "f32")
+    assert inside.b.cond == on_data and outside.b.cond == on_data
+
+
 def test_row_mask_of_a_tile_selects_one_of_two_loops() -> None:
     """A select whose condition does not depend on the loop (a 2-D tile's row mask) splits the loop
     into a guarded plain-load loop and a loop of `other` values."""

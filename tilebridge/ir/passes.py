@@ -320,19 +320,21 @@ def rewrite_for(loop: n.For) -> list:
             return [n.If(and_all(invariant), [new])] if invariant else [new]
     # Selects on an affine condition (masked loads into a tile): split the range in three. Invariant
     # terms (a 2-D tile's row mask) choose between the split loops and one loop of `other` values.
+    # Selects on data (`where(m == -inf, 0, m)`) stay selects in every part.
+    if any(isinstance(s, (n.If, n.For, n.While)) for s in body):
+        return [loop]
     conditions = []
     for s in body:
         for e in stmt_exprs(s):
             select_conditions(e, conditions)
-    if len(conditions) != 1 or any(isinstance(s, (n.If, n.For, n.While)) for s in body):
+    local = declared(body)
+    splits = [(c, parts) for c in conditions if (parts := split_bounds(conjuncts(c), var, local)) is not None]
+    if len(splits) != 1:
         return [loop]
-    parts = split_bounds(conjuncts(conditions[0]), var, declared(body))
-    if parts is None:
-        return [loop]
-    lo, hi, invariant, affine = parts
+    condition, (lo, hi, invariant, affine) = splits[0]
     start, stop = clamp(lo, hi, loop.start, loop.stop) if lo or hi else (loop.start, loop.stop)
     inside = substitute_stmts(body, {c: TRUE for c in affine + invariant})
-    outside = substitute_stmts(body, {conditions[0]: FALSE})
+    outside = substitute_stmts(body, {condition: FALSE})
     loops = []
     if lo:
         loops.append(dataclasses.replace(loop, stop=start, body=outside))
