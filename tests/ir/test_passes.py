@@ -1,7 +1,7 @@
 """The loop-IR passes on hand-built kernels: what they rewrite, and that they leave the rest alone."""
 from tilebridge.codegen.c import render_kernel
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import masks_to_bounds, optimize, widen_addresses
+from tilebridge.ir.passes import fuse_loops, masks_to_bounds, optimize, widen_addresses
 
 I32 = "i32"
 i = n.Var("i", I32)
@@ -94,3 +94,33 @@ def test_address_offsets_are_computed_in_64_bits() -> None:
     assert stmt.pointer.b.dtype == "i64"
     kernel = optimize(n.Kernel("k", [off, ptr], [], [n.MemWrite(addr, n.Const(0.0, "f32"))]))
     assert "(int64_t)off" in render_kernel(kernel)
+
+
+def element_loop(var: n.Var, *writes: n.BufWrite) -> n.For:
+    return n.For(var, c(0), c(256), c(1), list(writes), vectorize=True)
+
+
+def test_loops_over_the_same_loads_fuse_when_each_element_only_meets_its_own() -> None:
+    """max, then the rescaled sum reading that max and the old carry, then the carry update: one loop."""
+    j = n.Var("j", I32)
+    new_max, carry, total = (n.Buffer(name, "f32", 256) for name in ("new_max", "carry", "total"))
+    x_at = lambda v: n.MemRead(n.Binary("ptradd", ptr, v, "ptr<f32>"), "f32")  # noqa: E731
+    first = element_loop(i, n.BufWrite(new_max, i, n.Binary("max", n.BufRead(carry, i), x_at(i), "f32")))
+    second = element_loop(j, n.BufWrite(total, j, n.Binary("add", n.BufRead(new_max, j), x_at(j), "f32")),
+                          n.BufWrite(carry, j, n.BufRead(new_max, j)))
+    (fused,) = fuse_loops([first, second])
+    assert [type(s) for s in fused.body] == [n.BufWrite] * 3 and fused.var == i
+    assert fused.body[1].value == n.Binary("add", n.BufRead(new_max, i), x_at(i), "f32")  # j renamed to i
+
+
+def test_loops_stay_apart_when_fusing_would_change_what_they_read() -> None:
+    j = n.Var("j", I32)
+    a, b = n.Buffer("a", "f32", 257), n.Buffer("b", "f32", 256)
+    x_at = lambda v: n.MemRead(n.Binary("ptradd", ptr, v, "ptr<f32>"), "f32")  # noqa: E731
+    writes_a = element_loop(i, n.BufWrite(a, i, x_at(i)))
+    shifted = element_loop(j, n.BufWrite(b, j, n.Binary("add", n.BufRead(a, n.Binary("add", j, c(1), I32)), x_at(j), "f32")))
+    assert fuse_loops([writes_a, shifted]) == [writes_a, shifted]  # b[j] reads a[j + 1]: not written yet when fused
+    no_shared_load = element_loop(j, n.BufWrite(b, j, n.Binary("mul", n.BufRead(a, j), n.BufRead(a, j), "f32")))
+    assert fuse_loops([writes_a, no_shared_load]) == [writes_a, no_shared_load]  # nothing loaded twice: no gain
+    shorter = n.For(j, c(0), c(128), c(1), [n.BufWrite(b, j, x_at(j))], vectorize=True)
+    assert fuse_loops([writes_a, shorter]) == [writes_a, shorter]
