@@ -11,6 +11,7 @@ parts where it does not.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 from tilebridge.ir import nodes as n
 
@@ -34,6 +35,18 @@ def children(e) -> tuple:
         case n.Select():
             return (e.cond, e.a, e.b)
     return ()
+
+
+def subexpressions(e) -> Iterator:
+    """`e` and every expression below it, parents first."""
+    yield e
+    for c in children(e):
+        yield from subexpressions(c)
+
+
+def buffer_reads(e) -> list:
+    """(buffer name, index) of every tile read in `e`."""
+    return [(x.buffer.name, x.index) for x in subexpressions(e) if isinstance(x, n.BufRead)]
 
 
 def mentions(e, var: n.Var) -> bool:
@@ -408,15 +421,6 @@ def masks_to_bounds(body: list) -> list:
 
 
 # ---- loop fusion ---------------------------------------------------------------------------------
-def buffer_accesses(e, found: list) -> list:
-    """(buffer name, index) of every tile read in `e`."""
-    if isinstance(e, n.BufRead):
-        found.append((e.buffer.name, e.index))
-    for c in children(e):
-        buffer_accesses(c, found)
-    return found
-
-
 def plain_index(e):
     """An index with its integer widenings taken off: `(int64_t)i` is `i`."""
     while isinstance(e, n.Cast) and e.mode == "" and e.dtype in ("i32", "i64") and e.a.dtype in ("i32", "i64"):
@@ -424,39 +428,18 @@ def plain_index(e):
     return e
 
 
-def memory_reads(e, found: set) -> set:
-    """The pointers `e` loads from."""
-    if isinstance(e, n.MemRead):
-        found.add(e.pointer)
-    for c in children(e):
-        memory_reads(c, found)
-    return found
-
-
 def loaded(body: list) -> set:
-    found: set = set()
-    for s in body:
-        for e in stmt_exprs(s):
-            memory_reads(e, found)
-    return found
+    """The pointers a statement list loads from."""
+    return {x.pointer for s in body for e in stmt_exprs(s) for x in subexpressions(e) if isinstance(x, n.MemRead)}
 
 
-def element_accesses(loop: n.For) -> tuple | None:
-    """(tile reads, tile writes) of a vectorized loop whose body only declares locals and writes tiles
-    (no memory writes, no control flow); None for any other loop."""
-    reads: list = []
-    writes: list = []
-    for s in loop.body:
-        if isinstance(s, n.Declare):
-            exprs = [s.init] if s.init is not None else []
-        elif isinstance(s, n.BufWrite):
-            writes.append((s.buffer.name, s.index))
-            exprs = [s.index, s.value]
-        else:
-            return None
-        for e in exprs:
-            buffer_accesses(e, reads)
-    return reads, writes
+def element_accesses(body: list) -> tuple | None:
+    """(tile reads, tile writes) of a loop body that only declares locals and writes tiles (no memory
+    writes, no control flow); None for any other body."""
+    if not all(isinstance(s, (n.Declare, n.BufWrite)) for s in body):
+        return None
+    reads = [access for s in body for e in stmt_exprs(s) for access in buffer_reads(e)]
+    return reads, [(s.buffer.name, s.index) for s in body if isinstance(s, n.BufWrite)]
 
 
 def fuse_pair(first: n.For, second: n.For) -> n.For | None:
@@ -469,8 +452,7 @@ def fuse_pair(first: n.For, second: n.For) -> n.For | None:
     body = substitute_stmts(second.body, {second.var: first.var}) if second.var != first.var else second.body
     if not loaded(first.body) & loaded(body):
         return None  # fusing pays where both loops load the same memory (GELU's two passes, fused, ran 10% slower)
-    merged = dataclasses.replace(first, body=first.body + body)
-    one, two = element_accesses(first), element_accesses(dataclasses.replace(second, var=first.var, body=body))
+    one, two = element_accesses(first.body), element_accesses(body)
     if one is None or two is None:
         return None
     (reads1, writes1), (reads2, writes2) = one, two
@@ -478,7 +460,7 @@ def fuse_pair(first: n.For, second: n.For) -> n.For | None:
     shared = (written1 & {b for b, _ in reads2 + writes2}) | (written2 & {b for b, _ in reads1})
     if any(b in shared and plain_index(index) != first.var for b, index in reads1 + writes1 + reads2 + writes2):
         return None
-    return merged
+    return dataclasses.replace(first, body=first.body + body)
 
 
 def fuse_loops(body: list) -> list:

@@ -9,7 +9,7 @@ from tilebridge.frontends.triton.tiles import (
 )
 from tilebridge.frontends.triton.ttir import Block, Op, TType
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import children
+from tilebridge.ir.passes import buffer_reads
 
 
 class ControlLowering:
@@ -50,7 +50,7 @@ class ControlLowering:
         def body(idx: tuple) -> None:
             at = linear_index(idx, shape)
             value = tv.gen(idx)
-            if not _reads_only_at(value, storage.name, at):
+            if any(index != at for name, index in buffer_reads(value) if name == storage.name):
                 temp.append(self.new_buffer(tv.dtype, tv.type.numel, "carry"))
             self.emit(n.BufWrite(temp[0] if temp else storage, at, value))
 
@@ -70,10 +70,11 @@ class ControlLowering:
         """
         todo = [(s, v) for s, v in zip(storages, values) if not (v.reads == frozenset([s.name]) and v.materialized)]
         while todo:
-            free = [k for k, (s, _) in enumerate(todo) if not any(s.name in w.reads for j, (_, w) in enumerate(todo) if j != k)]
-            if not free:
+            free = next((k for k, (s, _) in enumerate(todo)
+                         if not any(s.name in w.reads for j, (_, w) in enumerate(todo) if j != k)), None)
+            if free is None:
                 break
-            s, v = todo.pop(free[0])
+            s, v = todo.pop(free)
             if isinstance(s, n.Buffer) and s.name in v.reads and not v.materialized:
                 self.update_in_place(s, v)
             else:
@@ -102,18 +103,19 @@ class ControlLowering:
             inner[name] = self.storage_value(ty, s)
         outer_stmts, loop_body = self.stmts, []
         self.stmts = loop_body
-        outer_rereads = list(self.rereads)
+        outer_rereads = set(self.rereads)
         term = self.lower_block(body_block, inner)
-        yielded = [inner[name] for name in term.operands] if term is not None else []
+        operands = term.operands if term is not None else []
+        yielded = [inner[name] for name in operands]
         # Writing the carries changes tile storage only, never memory a load reads: the loads the
         # yielded tiles read stay lazy and are read inside the loops that write the carries.
         carried = frozenset(yielded).union(*(v.loads for v in yielded))
         self.flush(carried, carried)
         self.write_all(storages, yielded)
         self.consumed(*yielded)
-        for name in term.operands if term is not None else ():
+        for name in operands:
             self.remaining[name] = self.remaining.get(name, 0) - 1
-        self.rereads = [tv for tv in self.rereads if any(tv is o for o in outer_rereads)]  # the body's end here
+        self.rereads = [tv for tv in self.rereads if tv in outer_rereads]  # the body's lazy values end here
         self.stmts = outer_stmts
         self.emit(n.For(iv, lb, ub, step, loop_body))
         return [self.storage_value(ty, s) for (_, ty), s in zip(op.results, storages)]
@@ -183,13 +185,6 @@ class ControlLowering:
         results = self.lower_body(fn.body, inner, fn.result_types)
         self.op = saved
         return results
-
-
-def _reads_only_at(e, buffer: str, at) -> bool:
-    """Whether every read of `buffer` in expression `e` is at index `at`."""
-    if isinstance(e, n.BufRead) and e.buffer.name == buffer:
-        return e.index == at
-    return all(_reads_only_at(c, buffer, at) for c in children(e))
 
 
 def _branch_results_into_carries(body: Block, storages: list, uses: dict) -> dict:
