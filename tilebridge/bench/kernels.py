@@ -180,23 +180,19 @@ def rms_norm_kernel(x_ptr, w_ptr, y_ptr, n_cols, eps, BLOCK: tl.constexpr):
 def cross_entropy_kernel(logits_ptr, target_ptr, loss_ptr, n_classes, BLOCK: tl.constexpr):
     """Per-row loss logsumexp(logits) - logits[target], streaming the row in blocks (vocabularies are wide).
 
-    The running max and sum are rescaled as a larger maximum appears (online logsumexp), so each
-    logit is read once.
+    Online logsumexp over blocks: each block's maximum updates the row's, the sum so far is rescaled
+    once per block, and each logit costs one exp; so each logit is read once from memory.
     """
     row = tl.program_id(0).to(tl.int64)
     base = logits_ptr + row * n_classes
-    running_max = tl.full((BLOCK,), -float("inf"), dtype=tl.float32)
-    running_sum = tl.zeros((BLOCK,), dtype=tl.float32)
+    row_max = -float("inf")
+    total = 0.0
     for start in range(0, n_classes, BLOCK):
         cols = start + tl.arange(0, BLOCK)
         x = tl.load(base + cols, mask=cols < n_classes, other=-float("inf"))
-        new_max = tl.maximum(running_max, x)
-        # lanes that have seen only padding keep max = -inf; exp(-inf - -inf) would be NaN there
-        safe_max = tl.where(new_max == -float("inf"), 0.0, new_max)
-        running_sum = running_sum * tl.exp(running_max - safe_max) + tl.exp(x - safe_max)
-        running_max = new_max
-    row_max = tl.max(running_max, axis=0)
-    total = tl.sum(running_sum * tl.exp(running_max - row_max), axis=0)
+        new_max = tl.maximum(row_max, tl.max(x, axis=0))  # finite: every block holds at least one class
+        total = total * tl.exp(row_max - new_max) + tl.sum(tl.exp(x - new_max), axis=0)
+        row_max = new_max
     target = tl.load(target_ptr + row)
     tl.store(loss_ptr + row, tl.log(total) + row_max - tl.load(base + target))
 
