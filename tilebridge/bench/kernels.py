@@ -33,19 +33,17 @@ def add_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
 
 @triton.jit
 def gelu_tanh_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
-    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    """GELU, tanh approximation: 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3).
 
-    tanh is written through exp of a non-positive argument, so it never overflows and needs no
-    libdevice call: tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|).
+    Written as x * sigmoid(2u) = x / (1 + exp(-2u)), the same function: one exp and one division,
+    no libdevice call, and no cancellation in 1 + tanh(u) for negative x. exp(-2u) overflowing to
+    inf gives x / inf = -0, GELU's limit there.
     """
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = offsets < n
     x = tl.load(x_ptr + offsets, mask=inside, other=0.0)
     u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-    e = tl.exp(-2.0 * tl.abs(u))
-    magnitude = (1.0 - e) / (1.0 + e)
-    tanh_u = tl.where(u < 0, -magnitude, magnitude)
-    tl.store(out_ptr + offsets, 0.5 * x * (1.0 + tanh_u), mask=inside)
+    tl.store(out_ptr + offsets, x / (1.0 + tl.exp(-2.0 * u)), mask=inside)
 
 
 @triton.jit
