@@ -109,6 +109,29 @@ def test_failing_and_wrong_cases_become_failed_rows() -> None:
     assert result.as_dict()["summary"]["failed"] == ["broken 8", "wrong 8"]
 
 
+def test_memory_cases_time_a_copy_and_the_kernel_into_given_outputs() -> None:
+    x = torch.randn(1 << 16)
+    given, calls = torch.empty_like(x), []
+
+    def into_given() -> torch.Tensor:
+        calls.append(1)
+        return torch.mul(x, 2, out=given)
+
+    workload = Workload(lambda: x * 2, lambda: x * 2, bytes=8 * x.numel(), flops=x.numel(), elements=x.numel(),
+                        given_output=into_given)
+    result = run_case(Case("scale", "64k", MEMORY, lambda: workload), _machine())
+    assert result.ok and len(calls) >= 2  # checked once, then timed with the rest
+    assert result.given_output_s and result.kernel_s == result.given_output_s
+    # the roofline is the interleaved copy of the case's bytes, not the machine's 10 GB/s figure
+    assert result.roofline_s != _machine().roofline_s(MEMORY, workload.bytes, workload.flops)
+    assert result.roofline_fraction == pytest.approx(result.roofline_s / result.given_output_s)
+    assert report.case_row(result)[-1].endswith("%*")
+
+    wrong = Workload(lambda: x * 2, lambda: x * 2, bytes=8, flops=1, elements=1, given_output=lambda: x * 3)
+    failed = run_case(Case("scale", "64k", MEMORY, lambda: wrong), _machine())
+    assert not failed.ok and failed.error.startswith("wrong result writing into given outputs")
+
+
 def test_markdown_keeps_the_hand_written_header(tmp_path: Path) -> None:
     ok = CaseResult("add 8", "add", "8", MEMORY, "ok", correct=True, bytes=96, flops=8, tilebridge_s=1e-6, torch_s=2e-6,
                     roofline_s=5e-7)
@@ -138,3 +161,15 @@ def test_markdown_keeps_the_hand_written_header(tmp_path: Path) -> None:
     report.write_json(result, tmp_path / "run.json")
     again = report.load_json(tmp_path / "run.json")
     assert again.as_dict() == result.as_dict() and report.markdown(again) == report.markdown(result)
+
+
+def test_interleaving_goes_through_every_order_of_the_sides() -> None:
+    from tilebridge.bench.timing import TimingPolicy, interleaved_timings
+
+    order: list[str] = []
+    fns = [lambda name=name: order.append(name) for name in "abc"]
+    _, repetitions = interleaved_timings(fns, TimingPolicy(budget_s=0, min_repetitions=6, max_repetitions=6, warmups=1))
+    timed = order[3:]  # after one warm-up call each
+    assert repetitions == 6 and sorted(timed) == sorted("abc" * 6)
+    rounds = {"".join(timed[i:i + 3]) for i in range(0, 18, 3)}
+    assert rounds == {"abc", "acb", "bac", "bca", "cab", "cba"}  # within the rounds, each follows each other twice

@@ -30,6 +30,9 @@ class Workload:
 
     `expected` (default: `reference`) is what `ours` is checked against; it differs only where the
     timed ATen call rounds its output differently (bf16 matmul returns bf16; ours returns fp32).
+    `given_output` is set where both sides allocate their outputs on every call (no native `out=`):
+    the same kernel writing into outputs made once, timed beside them for the roofline fraction, so
+    that fraction measures the kernel, as the `copy_` roof (into a buffer made once) measures a copy.
     """
 
     ours: Callable[[], Any]
@@ -39,6 +42,7 @@ class Workload:
     elements: int
     tolerance: dict[str, float] = field(default_factory=lambda: {"rtol": 1e-5, "atol": 1e-5})
     expected: Callable[[], Any] | None = None
+    given_output: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,10 @@ def layer_norm_forward(rows: int, cols: int) -> Workload:
     """Layer norm forward with mean and rstd saved, as `aten.native_layer_norm` returns them."""
     x, w, b = _random(rows, cols, seed=7), _random(cols, seed=8), _random(cols, seed=9)
     moved = (2 * rows * cols + 2 * cols + 2 * rows) * FLOAT
+    given = (torch.empty_like(x), torch.empty(rows, 1), torch.empty(rows, 1))
     return Workload(lambda: kernels.layer_norm_forward(x, w, b), lambda: torch.native_layer_norm(x, (cols,), w, b, 1e-5),
-                    moved, 8 * rows * cols, rows * cols, {"rtol": 1e-4, "atol": 1e-4})
+                    moved, 8 * rows * cols, rows * cols, {"rtol": 1e-4, "atol": 1e-4},
+                    given_output=lambda: kernels.layer_norm_forward(x, w, b, out=given))
 
 
 def layer_norm_backward(rows: int, cols: int) -> Workload:
@@ -126,16 +132,20 @@ def layer_norm_backward(rows: int, cols: int) -> Workload:
 
     moved = (3 * rows * cols + 3 * cols + 2 * rows) * FLOAT
     # dw and db are sums over all rows: their error grows with sqrt(rows)
+    given = (torch.empty_like(x), torch.empty(cols), torch.empty(cols))
     return Workload(lambda: kernels.layer_norm_backward(dy, x, w, mean, rstd), reference, moved, 12 * rows * cols,
-                    rows * cols, {"rtol": 1e-4, "atol": 1e-4 * math.sqrt(rows)})
+                    rows * cols, {"rtol": 1e-4, "atol": 1e-4 * math.sqrt(rows)},
+                    given_output=lambda: kernels.layer_norm_backward(dy, x, w, mean, rstd, out=given))
 
 
 def rms_norm(rows: int, cols: int) -> Workload:
     """RMSNorm: PyTorch eager composes it from several ops, each a pass over the tensor (and a fresh tensor)."""
     x, w = _random(rows, cols, seed=14), _random(cols, seed=15)
+    given = torch.empty_like(x)
     return Workload(lambda: kernels.rms_norm(x, w), lambda: F.rms_norm(x, (cols,), w, 1e-6),
                     (2 * rows * cols + cols) * FLOAT,
-                    4 * rows * cols, rows * cols, {"rtol": 1e-4, "atol": 1e-4})
+                    4 * rows * cols, rows * cols, {"rtol": 1e-4, "atol": 1e-4},
+                    given_output=lambda: kernels.rms_norm(x, w, out=given))
 
 
 def cross_entropy(rows: int, classes: int) -> Workload:

@@ -48,7 +48,8 @@ def case_row(case: CaseResult) -> list[str]:
     if not case.ok:
         return [case.name, case.bound, f"FAILED: {error_summary(case.error)}", "", "", "", "", ""]
     return [case.name, case.bound, seconds(case.tilebridge_s), seconds(case.torch_s), _number(case.ratio, 2, "x"),
-            f"{case.achieved:.1f} {case.achieved_unit}", seconds(case.roofline_s), _number(100 * case.roofline_fraction, 0, "%")]
+            f"{case.achieved:.1f} {case.achieved_unit}", seconds(case.roofline_s),
+            _number(100 * case.roofline_fraction, 0, "%*" if case.given_output_s else "%")]
 
 
 INTERPRETER_HEADER = ["kernel", "small input", "interpreter", "tilebridge", "interpreter ns/elem", "tilebridge ns/elem",
@@ -151,7 +152,7 @@ def format_terminal(result: SuiteResult) -> str:
 def load_json(path: str | os.PathLike) -> SuiteResult:
     """A run back from its JSON, to render its reports again or compare it with a later run without rerunning."""
     data = json.loads(Path(path).read_text())
-    derived = {"ratio", "achieved", "achieved_unit", "roofline_fraction", "speedup", "interpreter_ns_per_element",
+    derived = {"ratio", "kernel_s", "achieved", "achieved_unit", "roofline_fraction", "speedup", "interpreter_ns_per_element",
                "tilebridge_ns_per_element", "torch_speedup"}
 
     def fields(row: dict) -> dict:
@@ -236,8 +237,11 @@ def markdown(result: SuiteResult, plot_path: str | None = None) -> str:
              "## Results", "",
              "Median times; `torch/tilebridge` above 1 means the Triton kernel on tilebridge is faster than PyTorch "
              "eager. `achieved` is bytes moved (memory-bound) or floating-point operations (compute-bound) per "
-             "second; `roofline` is the time at the measured copy bandwidth or sgemm rate; `of roofline` is "
-             "roofline time / tilebridge time.", "",
+             "second; `roofline` is the time of a `copy_` moving the case's bytes, timed in the same rounds "
+             "(memory-bound), or the flops at the measured sgemm rate (compute-bound); `of roofline` is "
+             "roofline time / tilebridge time. Marked `*`: cases whose timed calls allocate their outputs on "
+             "both sides; their `achieved` and `of roofline` come from the same kernel writing into outputs "
+             "made once (timed in the same rounds), like the copy it is measured against.", "",
              markdown_table(TABLE_HEADER, [case_row(c) for c in result.cases]), ""]
     lines += [f"- {line}" for line in _summary_lines(result)] + [""]
     if plot_path:
@@ -283,6 +287,9 @@ def markdown(result: SuiteResult, plot_path: str | None = None) -> str:
               "kernel's first touch of a fresh output faults once per 2 MiB instead of once per 4 KiB. PyTorch's "
               "allocator does the same only when the process starts with `THP_MEM_ALLOC_ENABLE=1`, which this run "
               "does not set: the norm cases' ratios include that difference (see the header for both settings).",
+              "- The memory roof is a `copy_` of the case's own byte count (half read, half written) into a "
+              "buffer made once, alternated with the case's two sides: this machine's bandwidth drifts by "
+              "a third within minutes, so the figure measured at the start (Machine, above) only describes it.",
               "- The copy roof counts a read and a write per element. Kernels that mostly read (row sums, row "
               "maxima) can go past it, and so can inputs that stay in a large last-level cache.",
               "- The bf16 matmul is timed against ATen's bf16 `mm` (oneDNN, which may use AMX) and checked against "

@@ -2,14 +2,18 @@
 
 A roofline from datasheet peaks would say little on a shared virtual machine, whose cores, memory
 channels and turbo state are unknown; what PyTorch itself achieves on the same machine, minutes
-apart, is the attainable limit. So the memory roof is a `copy_` of a tensor far larger than the
-private caches (read + write counted), and the compute roof is ATen's fp32 GEMM (MKL/oneDNN) on
-2048^2 matrices. A case's roofline time is bytes / bandwidth for memory-bound kernels and flops /
-sgemm rate for compute-bound ones; "fraction of roofline" is roofline time / tilebridge time.
+apart, is the attainable limit. So the memory roof is a `copy_` (read + write counted), and the
+compute roof is ATen's fp32 GEMM (MKL/oneDNN) on 2048^2 matrices. A memory-bound case's roofline
+time is that of a copy moving the case's own bytes, timed interleaved with the case (`copy_moving`);
+the copy of a tensor far larger than the private caches, measured once at the start, describes the
+machine. A compute-bound case's roofline time is its flops / sgemm rate. "Fraction of roofline" is
+roofline time / tilebridge time.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -54,6 +58,18 @@ def measure_copy_bandwidth(megabytes: int = 256, policy: TimingPolicy | None = N
     dst = torch.empty_like(src)
     seconds = median_time(lambda: dst.copy_(src), policy or TimingPolicy(budget_s=1.0, min_repetitions=5))
     return 2 * src.numel() * 4 / seconds / 1e9
+
+
+def copy_moving(moved_bytes: int) -> Callable[[], Any]:
+    """A `dst.copy_(src)` that moves `moved_bytes` (read + write), to time beside a memory-bound case.
+
+    The shared machine's bandwidth drifts by a third within minutes (other tenants), so a roof
+    measured once at the start would judge later cases by another machine's figure; a copy of the
+    case's own byte count, interleaved with its two sides, is the roof in the same minutes.
+    """
+    src = torch.randn(max(moved_bytes // 8, 1))
+    dst = torch.zeros_like(src)  # touched now: a copy into fresh pages would time the page faults
+    return lambda: dst.copy_(src)
 
 
 def measure_sgemm_rate(size: int = 2048, policy: TimingPolicy | None = None) -> float:

@@ -1,12 +1,13 @@
 """Wall-clock timing for a shared, noisy machine: warm-up, interleaving, medians.
 
 Launches on the CPU are synchronous, so `time.perf_counter` around a call is the kernel's time. The
-two sides of a comparison are interleaved (ours, theirs, ours, theirs, ...) so a burst of load from
+two sides of a comparison are interleaved (ours, theirs, theirs, ours, ...) so a burst of load from
 another tenant hits both rather than one, and the median discards the bursts. The number of
 repetitions adapts to the case, so cheap cases get many samples and a 4096^3 matmul gets a few.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -49,15 +50,19 @@ def interleaved_timings(fns: Sequence[Callable[[], Any]], policy: TimingPolicy =
     """Median and best seconds per call of each of `fns`, measured round-robin; returns (timings, repetitions).
 
     Warm-up calls first (page faults of fresh outputs, lazy initialisation in either library); their
-    times only size the number of repetitions.
+    times only size the number of repetitions. The rounds go through every order of the callables in
+    turn, so each runs after each other equally often: a call inherits its predecessor's state (dirty
+    cache lines still to be written back, a cold Python path after a large stream), and a fixed order
+    would charge that to one side.
     """
     estimates = [min(time_once(fn) for _ in range(max(policy.warmups, 1))) for fn in fns]
     per_round = max(sum(estimates), 1e-9)
     repetitions = int(min(policy.max_repetitions, max(policy.min_repetitions, policy.budget_s * len(fns) / per_round)))
     samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(repetitions):
-        for fn, times in zip(fns, samples):
-            times.append(time_once(fn))
+    orders = list(itertools.permutations(range(len(fns))))
+    for round_ in range(repetitions):
+        for index in orders[round_ % len(orders)]:
+            samples[index].append(time_once(fns[index]))
     return [Timing(statistics.median(times), min(times)) for times in samples], repetitions
 
 
