@@ -124,3 +124,52 @@ def test_loops_stay_apart_when_fusing_would_change_what_they_read() -> None:
     assert fuse_loops([writes_a, no_shared_load]) == [writes_a, no_shared_load]  # nothing loaded twice: no gain
     shorter = n.For(j, c(0), c(128), c(1), [n.BufWrite(b, j, x_at(j))], vectorize=True)
     assert fuse_loops([writes_a, shorter]) == [writes_a, shorter]
+
+
+def reduction(lanes: n.Buffer, outer: n.Var, inner: n.Var, term) -> n.For:
+    """`for o in range(0, 1024, 64): for k in range(64): lanes[k] += term(o + k)`, as sums lower."""
+    at = n.Binary("add", outer, inner, I32)
+    update = n.BufWrite(lanes, inner, n.Binary("add", n.BufRead(lanes, inner), term(at), "f32"))
+    return n.For(outer, c(0), c(1024), c(64), [n.For(inner, c(0), c(64), c(1), [update], vectorize=True)])
+
+
+def test_two_reductions_of_one_block_become_one_pass_across_the_first_ones_tail() -> None:
+    x_at = lambda v: n.MemRead(n.Binary("ptradd", ptr, v, "ptr<f32>"), "f32")  # noqa: E731
+    first_lanes, second_lanes, scaled = n.Buffer("l1", "f32", 64), n.Buffer("l2", "f32", 64), n.Buffer("s", "f32", 1024)
+    o1, o2, k1, k2 = (n.Var(name, I32) for name in ("o1", "o2", "k1", "k2"))
+    total = n.Var("total", "f32")
+    first = reduction(first_lanes, o1, k1, x_at)
+    tail = n.Declare(total, n.BufRead(first_lanes, c(0)))  # the first sum's scalar result: the second does not read it
+    second = reduction(second_lanes, o2, k2, lambda at: n.Binary("mul", x_at(at), n.BufRead(scaled, at), "f32"))
+    fused, kept = fuse_loops([first, tail, second])
+    assert kept == tail and fused.var == o1 and len(fused.body) == 1  # one outer loop, one element loop
+    assert [s.buffer.name for s in fused.body[0].body] == ["l1", "l2"]
+
+    reads_total = reduction(second_lanes, o2, k2, lambda at: n.Binary("mul", x_at(at), total, "f32"))
+    assert fuse_loops([first, tail, reads_total]) == [first, tail, reads_total]  # needs the first sum: stays after it
+    into_first = reduction(first_lanes, o2, k2, x_at)
+    assert fuse_loops([first, into_first]) == [first, into_first]  # both add into l1: not independent
+    store = n.MemWrite(n.Binary("ptradd", ptr, c(0), "ptr<f32>"), n.Const(0.0, "f32"))
+    assert fuse_loops([first, store, second]) == [first, store, second]  # a load never moves above a store
+
+
+def test_tile_updates_join_a_guarded_store_loop_which_stays_streamable() -> None:
+    from tilebridge.ir.passes import contiguous_store
+
+    j = n.Var("j", I32)
+    x_hat, dw = n.Buffer("x_hat", "f32", 256), n.Buffer("dw", "f32", 256)
+    addr = n.Binary("ptradd", ptr, n.Binary("add", off, i, I32), "ptr<f32>")
+    guard = n.Binary("lt", i, limit, "i1")
+    store = n.For(i, c(0), c(256), c(1), [n.If(guard, [n.MemWrite(addr, n.BufRead(x_hat, i))])], vectorize=True)
+    update = element_loop(j, n.BufWrite(dw, j, n.Binary("add", n.BufRead(dw, j), n.BufRead(x_hat, j), "f32")))
+    (fused,) = fuse_loops([store, update])
+    assert isinstance(fused.body[0], n.BufWrite) and isinstance(fused.body[-1], n.If)  # the store stays last
+    inside, outside = masks_to_bounds([fused])
+    assert contiguous_store(inside) is not None and isinstance(inside.body[0], n.BufWrite)
+    assert [type(s) for s in outside.body] == [n.BufWrite]  # past the mask only the update runs
+
+    x_at = n.MemRead(n.Binary("ptradd", ptr, j, "ptr<f32>"), "f32")
+    loading = element_loop(j, n.BufWrite(dw, j, n.Binary("add", x_at, n.BufRead(x_hat, j), "f32")))
+    assert fuse_loops([store, loading]) == [store, loading]  # a load beside a store could see it: apart
+    writes_read_tile = element_loop(j, n.BufWrite(x_hat, j, n.Const(0.0, "f32")))
+    assert fuse_loops([store, writes_read_tile]) == [store, writes_read_tile]

@@ -83,12 +83,13 @@ def offset_from(e, var: n.Var):
 
 
 def contiguous_store(loop: n.For) -> n.MemWrite | None:
-    """The store of a vectorized loop that only computes scalars and writes `base[var + offset]`
-    (unit stride, `base` and `offset` invariant): the loops a C renderer may stream to memory."""
+    """The store of a vectorized loop that computes scalars (and updates tiles) and ends by writing
+    `base[var + offset]` (unit stride, `base` and `offset` invariant): the loops a C renderer may
+    stream to memory."""
     if not (loop.vectorize and isinstance(loop.step, n.Const) and loop.step.value == 1 and loop.body):
         return None
     *before, last = loop.body
-    if not isinstance(last, n.MemWrite) or not all(isinstance(s, n.Declare) for s in before):
+    if not isinstance(last, n.MemWrite) or not all(isinstance(s, (n.Declare, n.BufWrite)) for s in before):
         return None
     pointer = last.pointer
     if not (isinstance(pointer, n.Binary) and pointer.op == "ptradd") or mentions(pointer.a, loop.var):
@@ -334,10 +335,14 @@ def rewrite_for(loop: n.For) -> list:
     # Selects on an affine condition (masked loads into a tile): split the range in three. Invariant
     # terms (a 2-D tile's row mask) choose between the split loops and one loop of `other` values.
     # Selects on data (`where(m == -inf, 0, m)`) stay selects in every part.
-    if any(isinstance(s, (n.If, n.For, n.While)) for s in body):
+    # A guarded store after unguarded tile updates (a store loop fused with carry updates) splits the
+    # same way: its guard is one more condition, and the `if` folds away in every part.
+    *plain, last = body
+    guarded = isinstance(last, n.If) and not last.orelse and not any(isinstance(s, (n.If, n.For, n.While)) for s in last.then)
+    if any(isinstance(s, (n.If, n.For, n.While)) for s in (plain if guarded else body)):
         return [loop]
-    conditions = []
-    for s in body:
+    conditions = [last.cond] if guarded else []
+    for s in plain + (last.then if guarded else [last]):
         for e in stmt_exprs(s):
             select_conditions(e, conditions)
     local = declared(body)
@@ -429,8 +434,79 @@ def plain_index(e):
 
 
 def loaded(body: list) -> set:
-    """The pointers a statement list loads from."""
-    return {x.pointer for s in body for e in stmt_exprs(s) for x in subexpressions(e) if isinstance(x, n.MemRead)}
+    """The pointers a statement list loads from, at any depth."""
+    return {x.pointer for s in body for e in all_exprs(s) for x in subexpressions(e) if isinstance(x, n.MemRead)}
+
+
+def all_exprs(s) -> Iterator:
+    """Every expression of a statement, nested statements included."""
+    match s:
+        case n.If():
+            yield s.cond
+            for t in s.then + s.orelse:
+                yield from all_exprs(t)
+        case n.For():
+            yield from (s.start, s.stop, s.step)
+            for t in s.body:
+                yield from all_exprs(t)
+        case n.While():
+            for t in s.body:
+                yield from all_exprs(t)
+        case _:
+            yield from stmt_exprs(s)
+
+
+@dataclasses.dataclass
+class Effects:
+    """What a run of statements reads and writes, by name (variables and tiles alike), and whether it
+    touches memory; `pinned` is anything that must keep its place (stores, atomics, prints, asserts,
+    jumps), which no reordering crosses."""
+
+    reads: set = dataclasses.field(default_factory=set)
+    writes: set = dataclasses.field(default_factory=set)
+    loads: bool = False
+    pinned: bool = False
+
+    def add(self, s) -> Effects:
+        match s:
+            case n.Declare() | n.Assign():
+                self.writes.add(s.var.name)
+            case n.BufWrite():
+                self.writes.add(s.buffer.name)
+            case n.For():
+                self.writes.add(s.var.name)
+                self.writes |= {name for t in s.body for name in Effects().add(t).writes}
+            case n.If() | n.While():
+                self.writes |= {name for t in (s.then + s.orelse if isinstance(s, n.If) else s.body)
+                                for name in Effects().add(t).writes}
+            case _:
+                self.pinned = True
+        if isinstance(s, (n.If, n.For, n.While)):
+            self.pinned |= any(Effects().add(t).pinned for t in (s.then + s.orelse if isinstance(s, n.If) else s.body))
+        for e in all_exprs(s):
+            for x in subexpressions(e):
+                if isinstance(x, n.Var):
+                    self.reads.add(x.name)
+                elif isinstance(x, n.BufRead):
+                    self.reads.add(x.buffer.name)
+                elif isinstance(x, n.MemRead):
+                    self.loads = True
+        return self
+
+
+def effects(body: list) -> Effects:
+    found = Effects()
+    for s in body:
+        found.add(s)
+    return found
+
+
+def commute(one: Effects, two: Effects) -> bool:
+    """Whether two statement runs may swap places: neither writes what the other touches, and no
+    memory access meets a pinned statement."""
+    if one.writes & (two.reads | two.writes) or two.writes & one.reads:
+        return False
+    return not (one.pinned and (two.pinned or two.loads) or two.pinned and one.loads)
 
 
 def element_accesses(body: list) -> tuple | None:
@@ -463,10 +539,64 @@ def fuse_pair(first: n.For, second: n.For) -> n.For | None:
     return dataclasses.replace(first, body=first.body + body)
 
 
+def fuse_independent(first: n.For, second: n.For) -> n.For | None:
+    """One loop running both bodies in turn, when the loops share nothing but loads: same range,
+    neither touches what the other writes, no stores. Two reductions over one block (layer norm
+    backward's sums of w*dy and x_hat*w*dy) then read the block once; the merged body's own element
+    loops fuse in turn."""
+    same_range = (first.start, first.stop, first.step) == (second.start, second.stop, second.step)
+    if not same_range or first.vectorize != second.vectorize:
+        return None
+    body = substitute_stmts(second.body, {second.var: first.var}) if second.var != first.var else second.body
+    one, two = effects(first.body), effects(body)
+    one.writes.discard(first.var.name)
+    if one.pinned or two.pinned or not commute(one, two) or declared(first.body) & declared(body):
+        return None
+    merged = fuse_loops(first.body + body)
+    if len(merged) == len(first.body) + len(body) and not loaded(first.body) & loaded(body):
+        return None  # as in fuse_pair: only a shared load (here or in loops that fused inside) pays
+    return dataclasses.replace(first, body=merged)
+
+
+def ends_in_store(body: list) -> bool:
+    """Whether a loop body computes values (and updates tiles), then stores one, masked or not."""
+    if not body or not all(isinstance(s, (n.Declare, n.BufWrite)) for s in body[:-1]):
+        return False
+    last = body[-1]
+    if isinstance(last, n.If) and not last.orelse and last.then:
+        *values, last = last.then
+        if not all(isinstance(s, n.Declare) for s in values):
+            return False
+    return isinstance(last, n.MemWrite)
+
+
+def fuse_into_store(first: n.For, second: n.For) -> n.For | None:
+    """A loop that stores to memory and a loop that only updates tiles, over one range, as one loop
+    with the store last (so it may still stream): when neither touches what the other writes, and
+    they read a tile in common (layer norm backward's dx store and its dw, db carry updates, all
+    reading x_hat and dy). The tile-only loop touches no memory, so the stores cannot change it."""
+    same_range = (first.start, first.stop, first.step) == (second.start, second.stop, second.step)
+    if not (first.vectorize and second.vectorize and same_range):
+        return None
+    body = substitute_stmts(second.body, {second.var: first.var}) if second.var != first.var else second.body
+    storing, updating = (first.body, body) if ends_in_store(first.body) else (body, first.body)
+    if not ends_in_store(storing) or element_accesses(updating) is None:
+        return None
+    one, two = effects(storing), effects(updating)
+    if not commute(one, two) or declared(storing) & declared(updating) or not one.reads & two.reads:
+        return None
+    return dataclasses.replace(first, body=updating + storing)
+
+
+HOIST_WINDOW = 32  # statements a loop may move up past to meet its twin: a reduction lowers to about fifteen
+
+
 def fuse_loops(body: list) -> list:
-    """Fuse neighbouring element loops (`fuse_pair`), at every depth: each pass over a tile that a
-    lowering emits separately (a materialized value, then the carries it updates) becomes one loop,
-    so a block is loaded once and its arithmetic overlaps its loads."""
+    """Fuse element loops (`fuse_pair`) and independent loops over one range (`fuse_independent`), at
+    every depth: each pass over a tile that a lowering emits separately (a materialized value, then
+    the carries it updates; two reductions of one block) becomes one loop, so a block is loaded once
+    and its arithmetic overlaps its loads. A loop moves up to an earlier twin past statements it
+    commutes with (the first reduction's tree and scalar tail)."""
     out: list = []
     for s in body:
         match s:
@@ -476,13 +606,27 @@ def fuse_loops(body: list) -> list:
                 s = dataclasses.replace(s, then=fuse_loops(s.then), orelse=fuse_loops(s.orelse))
             case n.While():
                 s = n.While(fuse_loops(s.body))
-        if out and isinstance(s, n.For) and isinstance(out[-1], n.For):
-            fused = fuse_pair(out[-1], s)
-            if fused is not None:
-                out[-1] = fused
-                continue
-        out.append(s)
+        if isinstance(s, n.For) and not merge_upward(out, s):
+            out.append(s)
+        elif not isinstance(s, n.For):
+            out.append(s)
     return out
+
+
+def merge_upward(out: list, loop: n.For) -> bool:
+    """Fuse `loop` into the nearest earlier loop of `out` it can join, if every statement between
+    commutes with it; True when it did."""
+    mine = effects([loop])
+    for k in range(len(out) - 1, max(len(out) - 1 - HOIST_WINDOW, -1), -1):
+        earlier = out[k]
+        if isinstance(earlier, n.For):
+            fused = fuse_pair(earlier, loop) or fuse_independent(earlier, loop) or fuse_into_store(earlier, loop)
+            if fused is not None:
+                out[k] = fused
+                return True
+        if not commute(effects([earlier]), mine):
+            return False
+    return False
 
 
 PIPELINE = [fuse_loops, masks_to_bounds, widen_addresses]
