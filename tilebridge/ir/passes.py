@@ -354,13 +354,13 @@ def rewrite_for(loop: n.For) -> list:
     inside = substitute_stmts(body, {c: TRUE for c in affine + invariant})
     outside = substitute_stmts(body, {condition: FALSE})
     loops = []
-    if lo:
+    if lo and outside:  # (nothing runs outside a store's guard when nothing else is in the loop)
         loops.append(dataclasses.replace(loop, stop=start, body=outside))
     loops.append(dataclasses.replace(loop, start=start, stop=stop, body=inside))
-    if hi:
+    if hi and outside:
         loops.append(dataclasses.replace(loop, start=stop, body=outside))
     if invariant:  # e.g. the row mask of a 2-D tile: rows past the end take the `other` value throughout
-        return [n.If(and_all(invariant), loops, [dataclasses.replace(loop, body=outside)])]
+        return [n.If(and_all(invariant), loops, [dataclasses.replace(loop, body=outside)] if outside else [])]
     return loops
 
 
