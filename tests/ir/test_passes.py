@@ -173,3 +173,18 @@ def test_tile_updates_join_a_guarded_store_loop_which_stays_streamable() -> None
     assert fuse_loops([store, loading]) == [store, loading]  # a load beside a store could see it: apart
     writes_read_tile = element_loop(j, n.BufWrite(x_hat, j, n.Const(0.0, "f32")))
     assert fuse_loops([store, writes_read_tile]) == [store, writes_read_tile]
+
+
+def test_a_loop_reading_a_tile_never_moves_above_the_routine_that_writes_it() -> None:
+    j = n.Var("j", I32)
+    tile, product, total = n.Buffer("tile", "f32", 256), n.Buffer("product", "f32", 256), n.Buffer("total", "f32", 256)
+    addr = n.Binary("ptradd", ptr, i, "ptr<f32>")
+    store = n.For(i, c(0), c(256), c(1), [n.MemWrite(addr, n.BufRead(tile, i))], vectorize=True)
+    dot = n.Intrinsic("tb_dot_f32", (c(16), c(16), c(16), tile, tile, product))
+    update = element_loop(j, n.BufWrite(total, j, n.Binary("add", n.BufRead(product, j), n.BufRead(tile, j), "f32")))
+    assert fuse_loops([store, dot, update]) == [store, dot, update]  # the update needs the dot's product
+    old = n.Var("old", "f32")
+    atomic = n.Atomic("fadd", ptr, n.Const(1.0, "f32"), result=old)
+    reads_old = element_loop(j, n.BufWrite(total, j, n.Binary("add", old, n.BufRead(tile, j), "f32")))
+    assert fuse_loops([store, atomic, reads_old]) == [store, atomic, reads_old]
+    assert len(fuse_loops([store, update])) == 1  # with nothing between, they do fuse

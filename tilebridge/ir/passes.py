@@ -440,20 +440,9 @@ def loaded(body: list) -> set:
 
 def all_exprs(s) -> Iterator:
     """Every expression of a statement, nested statements included."""
-    match s:
-        case n.If():
-            yield s.cond
-            for t in s.then + s.orelse:
-                yield from all_exprs(t)
-        case n.For():
-            yield from (s.start, s.stop, s.step)
-            for t in s.body:
-                yield from all_exprs(t)
-        case n.While():
-            for t in s.body:
-                yield from all_exprs(t)
-        case _:
-            yield from stmt_exprs(s)
+    yield from own_exprs(s)
+    for t in nested(s):
+        yield from all_exprs(t)
 
 
 @dataclasses.dataclass
@@ -473,17 +462,22 @@ class Effects:
                 self.writes.add(s.var.name)
             case n.BufWrite():
                 self.writes.add(s.buffer.name)
-            case n.For():
-                self.writes.add(s.var.name)
-                self.writes |= {name for t in s.body for name in Effects().add(t).writes}
-            case n.If() | n.While():
-                self.writes |= {name for t in (s.then + s.orelse if isinstance(s, n.If) else s.body)
-                                for name in Effects().add(t).writes}
+            case n.For() | n.If() | n.While():
+                if isinstance(s, n.For):
+                    self.writes.add(s.var.name)
+                for t in nested(s):
+                    self.add(t)
+            case n.Intrinsic():  # routines on tiles (a dot, a fold): every tile argument read and written
+                self.pinned = True
+                tiles = {a.name for a in s.args if isinstance(a, n.Buffer)}
+                self.reads |= tiles
+                self.writes |= tiles
+            case n.Atomic() if s.result is not None:
+                self.pinned = True
+                self.writes.add(s.result.name)
             case _:
                 self.pinned = True
-        if isinstance(s, (n.If, n.For, n.While)):
-            self.pinned |= any(Effects().add(t).pinned for t in (s.then + s.orelse if isinstance(s, n.If) else s.body))
-        for e in all_exprs(s):
+        for e in own_exprs(s):
             for x in subexpressions(e):
                 if isinstance(x, n.Var):
                     self.reads.add(x.name)
@@ -492,6 +486,32 @@ class Effects:
                 elif isinstance(x, n.MemRead):
                     self.loads = True
         return self
+
+
+def nested(s) -> list:
+    """The statements inside a compound statement."""
+    match s:
+        case n.If():
+            return s.then + s.orelse
+        case n.For() | n.While():
+            return s.body
+    return []
+
+
+def own_exprs(s) -> list:
+    """A statement's own expressions, not those of the statements inside it."""
+    match s:
+        case n.If() | n.Assert():
+            return [s.cond]
+        case n.For():
+            return [s.start, s.stop, s.step]
+        case n.Intrinsic():
+            return [a for a in s.args if not isinstance(a, n.Buffer)]
+        case n.Atomic():
+            return [e for e in (s.pointer, s.value, s.compare) if e is not None]
+        case n.Print():
+            return list(s.values)
+    return stmt_exprs(s)
 
 
 def effects(body: list) -> Effects:
