@@ -127,7 +127,9 @@ def compare_with_interpreter(kernels: list[str], quick: bool = False) -> list[In
     from tilebridge.bench.timing import TimingPolicy, median_time
 
     interpreted = run_interpreter(kernels)
-    policy = TimingPolicy(budget_s=0.05 if quick else 0.3, min_repetitions=5)
+    # two warm-ups: a small input is often a new specialization, so the first call compiles, and a
+    # repetition count sized on it would leave five samples (one slow launch could be their median)
+    policy = TimingPolicy(budget_s=0.05 if quick else 0.3, min_repetitions=5, warmups=2)
     comparisons = []
     for kernel in kernels:
         shape, build = SMALL[kernel]
