@@ -173,3 +173,5 @@ def test_interleaving_goes_through_every_order_of_the_sides() -> None:
     assert repetitions == 6 and sorted(timed) == sorted("abc" * 6)
     rounds = {"".join(timed[i:i + 3]) for i in range(0, 18, 3)}
     assert rounds == {"abc", "acb", "bac", "bca", "cab", "cba"}  # within the rounds, each follows each other twice
+    many = [lambda: None] * 20  # 20! orders: shuffled rounds instead of the full list
+    assert interleaved_timings(many, TimingPolicy(budget_s=0, min_repetitions=3, max_repetitions=3))[1] == 3
