@@ -399,12 +399,15 @@ def attention_forward_kernel(q_ptr, k_ptr, v_ptr, out_ptr, seq_len, scale,
 
 
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
-                      block_m: int = 128, block_n: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+                      block_m: int | None = None, block_n: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Scaled dot-product attention of contiguous (batch, heads, seq, head_dim) fp32 tensors.
 
-    Blocks as a CPU autotuning run picks them: 128 queries, and 128 keys at head_dim 64 (64 at 128,
-    so the score, probability and accumulator tiles stay within the L2 cache)."""
+    Blocks as CPU sweeps pick them: 256 queries (128 with the causal mask, whose blocks do unequal
+    work, so smaller ones balance the threads better), and 128 keys at head_dim 64 (64 at 128, so the
+    score, probability and accumulator tiles stay within the L2 cache). At 1x8x1024x128, 256 queries
+    ran 24.9-25.3 ms against 25.7-25.8 with 128; causal, 128 queries 15.3-15.6 against 16.7-16.8."""
     batch, heads, seq_len, head_dim = q.shape
+    block_m = block_m or (128 if causal else 256)
     block_n = block_n or (128 if head_dim <= 64 else 64)
     out = torch.empty_like(q) if out is None else out
     grid = (triton.cdiv(seq_len, block_m), batch * heads)
