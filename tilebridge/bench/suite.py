@@ -191,9 +191,6 @@ def run_case(case: Case, machine: Machine, policy: TimingPolicy = FULL) -> CaseR
         return result
     result.bytes, result.flops = workload.bytes, workload.flops
     result.roofline_s = machine.roofline_s(case.bound, workload.bytes, workload.flops)
-    extra = {"given": workload.given_output} if workload.given_output else {}
-    if case.bound == MEMORY:
-        extra["copy"] = copy_moving(workload.bytes)
     try:
         start = time.perf_counter()
         ours = workload.ours()
@@ -218,7 +215,10 @@ def run_case(case: Case, machine: Machine, policy: TimingPolicy = FULL) -> CaseR
             return result
     result.correct = True
     del ours, expected
+    extra = {"given": workload.given_output} if workload.given_output else {}
     try:
+        if case.bound == MEMORY:  # the copy's buffers are made here: running out of memory fails this case only
+            extra["copy"] = copy_moving(workload.bytes)
         timings, result.repetitions = interleaved_timings([workload.ours, workload.reference, *extra.values()], policy)
     except Exception as error:  # noqa: BLE001 - e.g. a later launch running out of memory
         result.error = f"timing: {_error_text(error)}"
