@@ -7,6 +7,7 @@ repetitions adapts to the case, so cheap cases get many samples and a 4096^3 mat
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import random
@@ -69,11 +70,16 @@ def interleaved_timings(fns: Sequence[Callable[[], Any]], policy: TimingPolicy =
 ALL_ORDERS_UP_TO = 4  # 24 orders; beyond, n! orders would not fit in memory, let alone in the rounds
 
 
+@functools.cache
+def _all_orders(count: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(itertools.permutations(range(count)))
+
+
 def round_order(count: int, round_: int) -> tuple[int, ...]:
     """The order of the callables in one round: every order in turn for a few sides, a seeded
     shuffle for more (each side still follows each other about equally often)."""
     if count <= ALL_ORDERS_UP_TO:
-        orders = list(itertools.permutations(range(count)))
+        orders = _all_orders(count)
         return orders[round_ % len(orders)]
     order = list(range(count))
     random.Random(round_).shuffle(order)

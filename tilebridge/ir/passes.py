@@ -538,14 +538,21 @@ def element_accesses(body: list) -> tuple | None:
     return reads, [(s.buffer.name, s.index) for s in body if isinstance(s, n.BufWrite)]
 
 
+def aligned_body(first: n.For, second: n.For) -> list | None:
+    """`second`'s body in `first`'s loop variable, when the two loops run over the same range and are
+    both vectorized or both not; None otherwise. What every fusion rule starts from."""
+    if (first.start, first.stop, first.step, first.vectorize) != (second.start, second.stop, second.step, second.vectorize):
+        return None
+    return substitute_stmts(second.body, {second.var: first.var}) if second.var != first.var else second.body
+
+
 def fuse_pair(first: n.For, second: n.For) -> n.For | None:
     """One loop doing both bodies, element by element, when that is the same computation: same range,
     and every tile that one loop writes and the other touches is touched only at the loop's own
     element (online softmax's max, rescaled sum and carry copy over one block). None otherwise."""
-    same_range = (first.start, first.stop, first.step) == (second.start, second.stop, second.step)
-    if not (first.vectorize and second.vectorize and same_range):
+    body = aligned_body(first, second)
+    if body is None or not first.vectorize:
         return None
-    body = substitute_stmts(second.body, {second.var: first.var}) if second.var != first.var else second.body
     if not loaded(first.body) & loaded(body):
         return None  # fusing pays where both loops load the same memory (GELU's two passes, fused, ran 10% slower)
     one, two = element_accesses(first.body), element_accesses(body)
@@ -564,10 +571,9 @@ def fuse_independent(first: n.For, second: n.For) -> n.For | None:
     neither touches what the other writes, no stores. Two reductions over one block (layer norm
     backward's sums of w*dy and x_hat*w*dy) then read the block once; the merged body's own element
     loops fuse in turn."""
-    same_range = (first.start, first.stop, first.step) == (second.start, second.stop, second.step)
-    if not same_range or first.vectorize != second.vectorize:
+    body = aligned_body(first, second)
+    if body is None:
         return None
-    body = substitute_stmts(second.body, {second.var: first.var}) if second.var != first.var else second.body
     one, two = effects(first.body), effects(body)
     one.writes.discard(first.var.name)
     if one.pinned or two.pinned or not commute(one, two) or declared(first.body) & declared(body):
@@ -595,10 +601,9 @@ def fuse_into_store(first: n.For, second: n.For) -> n.For | None:
     with the store last (so it may still stream): when neither touches what the other writes, and
     they read a tile in common (layer norm backward's dx store and its dw, db carry updates, all
     reading x_hat and dy). The tile-only loop touches no memory, so the stores cannot change it."""
-    same_range = (first.start, first.stop, first.step) == (second.start, second.stop, second.step)
-    if not (first.vectorize and second.vectorize and same_range):
+    body = aligned_body(first, second)
+    if body is None or not first.vectorize:
         return None
-    body = substitute_stmts(second.body, {second.var: first.var}) if second.var != first.var else second.body
     storing, updating = (first.body, body) if ends_in_store(first.body) else (body, first.body)
     if not ends_in_store(storing) or element_accesses(updating) is None:
         return None
@@ -612,11 +617,12 @@ HOIST_WINDOW = 32  # statements a loop may move up past to meet its twin: a redu
 
 
 def fuse_loops(body: list) -> list:
-    """Fuse element loops (`fuse_pair`) and independent loops over one range (`fuse_independent`), at
-    every depth: each pass over a tile that a lowering emits separately (a materialized value, then
-    the carries it updates; two reductions of one block) becomes one loop, so a block is loaded once
-    and its arithmetic overlaps its loads. A loop moves up to an earlier twin past statements it
-    commutes with (the first reduction's tree and scalar tail)."""
+    """Fuse element loops (`fuse_pair`), independent loops over one range (`fuse_independent`) and
+    tile updates into a store loop (`fuse_into_store`), at every depth: each pass over a tile that a
+    lowering emits separately (a materialized value, then the carries it updates; two reductions of
+    one block) becomes one loop, so a block is loaded once and its arithmetic overlaps its loads. A
+    loop moves up to an earlier twin past statements it commutes with (the first reduction's tree
+    and scalar tail)."""
     out: list = []
     for s in body:
         match s:
@@ -626,9 +632,7 @@ def fuse_loops(body: list) -> list:
                 s = dataclasses.replace(s, then=fuse_loops(s.then), orelse=fuse_loops(s.orelse))
             case n.While():
                 s = n.While(fuse_loops(s.body))
-        if isinstance(s, n.For) and not merge_upward(out, s):
-            out.append(s)
-        elif not isinstance(s, n.For):
+        if not (isinstance(s, n.For) and merge_upward(out, s)):
             out.append(s)
     return out
 
