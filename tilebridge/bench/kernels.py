@@ -17,6 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv, next_power_of_2
+
 ELEMENTWISE_BLOCK = 4096
 
 
@@ -57,7 +59,7 @@ def swiglu_kernel(a_ptr, b_ptr, out_ptr, n, BLOCK: tl.constexpr):
 
 
 def _elementwise_grid(n: int, block: int) -> tuple[int]:
-    return (triton.cdiv(n, block),)
+    return (cdiv(n, block),)
 
 
 def vector_add(x: torch.Tensor, y: torch.Tensor, block: int = ELEMENTWISE_BLOCK, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -227,7 +229,7 @@ def softmax(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Row softmax of a contiguous 2-D tensor; the whole row is one block."""
     rows, cols = x.shape
     out = torch.empty_like(x) if out is None else out
-    softmax_kernel[(rows,)](x, out, cols, x.stride(0), BLOCK=triton.next_power_of_2(cols))
+    softmax_kernel[(rows,)](x, out, cols, x.stride(0), BLOCK=next_power_of_2(cols))
     return out
 
 
@@ -236,7 +238,7 @@ def layer_norm_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     """Layer norm over the last dimension; returns (y, mean, rstd) as `aten.native_layer_norm` does."""
     rows, cols = x.shape
     y, mean, rstd = (torch.empty_like(x), torch.empty(rows, 1), torch.empty(rows, 1)) if out is None else out
-    layer_norm_forward_kernel[(rows,)](x, weight, bias, y, mean, rstd, cols, eps, BLOCK=triton.next_power_of_2(cols))
+    layer_norm_forward_kernel[(rows,)](x, weight, bias, y, mean, rstd, cols, eps, BLOCK=next_power_of_2(cols))
     return y, mean, rstd
 
 
@@ -248,16 +250,16 @@ def layer_norm_backward(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
     second reduction reads little.
     """
     rows, cols = x.shape
-    block = triton.next_power_of_2(cols)
+    block = next_power_of_2(cols)
     n_partials = min(n_partials, rows)
-    rows_per_program = triton.cdiv(rows, n_partials)
-    n_partials = triton.cdiv(rows, rows_per_program)
+    rows_per_program = cdiv(rows, n_partials)
+    n_partials = cdiv(rows, rows_per_program)
     dx, dw, db = (torch.empty_like(x), torch.empty(cols), torch.empty(cols)) if out is None else out
     partial_dw, partial_db = torch.empty(n_partials, cols), torch.empty(n_partials, cols)
     layer_norm_backward_dx_kernel[(n_partials,)](x, dy, weight, mean, rstd, dx, partial_dw, partial_db,
                                                  rows, cols, rows_per_program, BLOCK=block)
     block_cols = min(block, 256)
-    layer_norm_backward_dwdb_kernel[(triton.cdiv(cols, block_cols),)](
+    layer_norm_backward_dwdb_kernel[(cdiv(cols, block_cols),)](
         partial_dw, partial_db, dw, db, n_partials, cols, BLOCK_PARTIALS=16, BLOCK_COLS=block_cols)
     return dx, dw, db
 
@@ -266,7 +268,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, out: torc
     """RMSNorm over the last dimension."""
     rows, cols = x.shape
     y = torch.empty_like(x) if out is None else out
-    rms_norm_kernel[(rows,)](x, weight, y, cols, eps, BLOCK=triton.next_power_of_2(cols))
+    rms_norm_kernel[(rows,)](x, weight, y, cols, eps, BLOCK=next_power_of_2(cols))
     return y
 
 
@@ -274,14 +276,14 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, block: int = 2048,
     """Per-row cross-entropy loss (reduction='none') of fp32 logits and int64 class indices."""
     rows, classes = logits.shape
     loss = torch.empty(rows) if out is None else out
-    cross_entropy_kernel[(rows,)](logits, target, loss, classes, BLOCK=min(block, triton.next_power_of_2(classes)))
+    cross_entropy_kernel[(rows,)](logits, target, loss, classes, BLOCK=min(block, next_power_of_2(classes)))
     return loss
 
 
 def _row_reduce(kernel: triton.JITFunction, x: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     rows, cols = x.shape
     out = torch.empty(rows) if out is None else out
-    kernel[(rows,)](x, out, cols, BLOCK=triton.next_power_of_2(cols))
+    kernel[(rows,)](x, out, cols, BLOCK=next_power_of_2(cols))
     return out
 
 
@@ -299,7 +301,7 @@ def row_cumsum(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor
     """Inclusive prefix sum over the last dimension of a contiguous 2-D tensor."""
     rows, cols = x.shape
     out = torch.empty_like(x) if out is None else out
-    row_cumsum_kernel[(rows,)](x, out, cols, BLOCK=triton.next_power_of_2(cols))
+    row_cumsum_kernel[(rows,)](x, out, cols, BLOCK=next_power_of_2(cols))
     return out
 
 
@@ -341,7 +343,7 @@ def matmul_blocks(m: int, n: int, dtype: torch.dtype) -> tuple[int, int, int]:
     product has two of them for every thread (fewer copies of A and B per multiply-add: at 512 and 1000
     they beat 128 x 128 by 11-14%), else 128 x 128; long K steps (C is loaded and stored once per step;
     for bf16, AMX takes K in steps of 32)."""
-    if triton.cdiv(m, 256) * triton.cdiv(n, 256) >= 2 * torch.get_num_threads():
+    if cdiv(m, 256) * cdiv(n, 256) >= 2 * torch.get_num_threads():
         return 256, 256, 128
     return 128, 128, 64 if dtype == torch.bfloat16 else 32
 
@@ -353,7 +355,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, block_m: int | None = None, block_n
     tuned = matmul_blocks(m, n, a.dtype)
     block_m, block_n, block_k = block_m or tuned[0], block_n or tuned[1], block_k or tuned[2]
     c = torch.empty((m, n), dtype=torch.float32) if out is None else out
-    grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n),)
+    grid = (cdiv(m, block_m) * cdiv(n, block_n),)
     matmul_kernel[grid](a, b, c, m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
                         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=group_m)
     return c
@@ -410,7 +412,7 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal:
     block_m = block_m or (128 if causal else 256)
     block_n = block_n or (128 if head_dim <= 64 else 64)
     out = torch.empty_like(q) if out is None else out
-    grid = (triton.cdiv(seq_len, block_m), batch * heads)
+    grid = (cdiv(seq_len, block_m), batch * heads)
     attention_forward_kernel[grid](q, k, v, out, seq_len, 1.0 / math.sqrt(head_dim),
                                    HEAD_DIM=head_dim, BLOCK_M=block_m, BLOCK_N=block_n, CAUSAL=causal)
     return out

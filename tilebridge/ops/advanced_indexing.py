@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.indexing import INDEX_DTYPES, NUMBERS, check_range, lines, plain, result, scatter_target, wrap
 from tilebridge.ops.registry import ALL, FLOATS, Decline, register
 
@@ -130,7 +131,7 @@ class Advanced:
                 matrix = torch.stack([t.expand(self.batch).reshape(-1).to(torch.int64) for t in tensors])
                 step_k, step_p = matrix.stride()
             table = torch.tensor([[x.shape[d], x.stride(d)] for d in self.dims], dtype=torch.int64)
-            offsets_kernel[(triton.cdiv(self.positions, 1024),)](self.offsets, matrix, table, self.positions, len(tensors),
+            offsets_kernel[(cdiv(self.positions, 1024),)](self.offsets, matrix, table, self.positions, len(tensors),
                                                                  step_k, step_p, BLOCK=1024)
 
     def batch_first(self, t: torch.Tensor, view: bool = False) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv, next_power_of_2
 from tilebridge.ops.pointwise import bind
 from tilebridge.ops.registry import FLOATS, Decline, register
 
@@ -213,9 +214,9 @@ def attention_backward_q_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, grad_ptr
 
 def _blocks(L: int, S: int, E: int) -> tuple[int, int, int]:
     """Query and key blocks of up to 128 (64 keys past head dim 64, so the tiles stay in L2); at least 16 for tl.dot."""
-    block_d = max(16, triton.next_power_of_2(E))
-    block_m = min(128 if block_d <= 64 else 64, max(16, triton.next_power_of_2(L)))
-    block_n = min(128 if block_d <= 64 else 64, max(16, triton.next_power_of_2(S)))
+    block_d = max(16, next_power_of_2(E))
+    block_m = min(128 if block_d <= 64 else 64, max(16, next_power_of_2(L)))
+    block_n = min(128 if block_d <= 64 else 64, max(16, next_power_of_2(S)))
     return block_m, block_n, block_d
 
 
@@ -250,7 +251,7 @@ def _mask_strides(mask: torch.Tensor | None, shape: tuple[int, int, int, int],
     B, H, L, S = shape
     full = mask.expand(shape)
     batch, heads = (B if full.stride(0) else 1), (H if full.stride(1) else 1)
-    padded = torch.zeros((batch, heads, triton.cdiv(L, blocks[0]) * blocks[0], triton.cdiv(S, blocks[1]) * blocks[1]),
+    padded = torch.zeros((batch, heads, cdiv(L, blocks[0]) * blocks[0], cdiv(S, blocks[1]) * blocks[1]),
                          dtype=mask.dtype)
     padded[:, :, :L, :S] = full[:batch, :heads]
     view = padded.expand(B, H, *padded.shape[2:])
@@ -272,7 +273,7 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     lse = _lse(B, H, L)
     block_m, block_n, block_d = _blocks(L, S, E)
     mask_view, mask_strides = _mask_strides(mask, (B, H, L, S), (block_m, block_n))
-    grid = (triton.cdiv(L, block_m), B * H)
+    grid = (cdiv(L, block_m), B * H)
     attention_forward_kernel[grid](q, k, v, mask_view if mask_view is not None else q, out, lse, H, L, S, E, scale,
                                    *q.stride(), *k.stride(), *v.stride(), *mask_strides, *out.stride(), *lse.stride(),
                                    CAUSAL=bool(causal), HAS_MASK=mask is not None, BLOCK_M=block_m, BLOCK_N=block_n,
@@ -309,10 +310,10 @@ def flash_attention_backward(grad: torch.Tensor, q: torch.Tensor, k: torch.Tenso
     options = dict(CAUSAL=bool(causal), HAS_MASK=mask is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d)
     mask_arg = mask_view if mask_view is not None else q
     delta = torch.empty((B, H, L), dtype=torch.float32)
-    attention_backward_q_kernel[(triton.cdiv(L, block_m), B * H)](q, k, v, mask_arg, out, grad, lse, delta, dq, *common,
+    attention_backward_q_kernel[(cdiv(L, block_m), B * H)](q, k, v, mask_arg, out, grad, lse, delta, dq, *common,
                                                                  *dq.stride(), **options)
     kv_strides = (*q.stride(), *k.stride(), *v.stride(), *mask_strides, *grad.stride(), *lse.stride(), *dk.stride())
-    attention_backward_kv_kernel[(triton.cdiv(S, block_n), B * H)](q, k, v, mask_arg, grad, lse, delta, dk, dv, H, L, S, E,
+    attention_backward_kv_kernel[(cdiv(S, block_n), B * H)](q, k, v, mask_arg, grad, lse, delta, dk, dv, H, L, S, E,
                                                                   scale, *kv_strides, **options)
     return dq, dk, dv
 

@@ -27,6 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv, next_power_of_2
 from tilebridge.ops.pointwise import bind
 from tilebridge.ops.registry import FLOATS, Decline, register
 
@@ -178,7 +179,7 @@ def bias_grad_kernel(g_ptr, db_ptr, P, OW, OHW, sgn, sgc, sgh, sgw, BLOCK: tl.co
 
 def _block(size: int, least: int, most: int) -> int:
     """A power of two covering `size`, within [least, most] (a dot's dimensions are at least 16)."""
-    return max(least, min(most, triton.next_power_of_2(max(size, 1))))
+    return max(least, min(most, next_power_of_2(max(size, 1))))
 
 
 def _pair(values: Any, spatial: int, name: str) -> list[int]:
@@ -272,7 +273,7 @@ def convolution(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, str
     _checked(x4, w4, y)
     block_co, block_k = _block(geo.CO, 16, 64), _block(geo.C, 16, 32)
     pixels = geo.N * geo.OH * geo.OW
-    grid = _grid(triton.cdiv(pixels, BLOCK_PIXELS), triton.cdiv(geo.CO, block_co), groups)
+    grid = _grid(cdiv(pixels, BLOCK_PIXELS), cdiv(geo.CO, block_co), groups)
     bias_stride = bias.stride(0) if bias is not None else 0
     forward_kernel[grid](x4, w4, bias if bias is not None else y, y, bias_stride, pixels, geo.H, geo.W, geo.OH, geo.OW,
                          geo.C, geo.CO, geo.KH, geo.KW, *x4.stride(), *w4.stride(), *y.stride(), *geo.steps(),
@@ -299,7 +300,7 @@ def convolution_backward(grad: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b
         dx = torch.empty_like(x4, memory_format=torch.channels_last if geo.channels_last else torch.contiguous_format)
         if dx.numel():
             block_c, block_k = _block(geo.C, 16, 64), _block(geo.CO, 16, 32)
-            grid = _grid(triton.cdiv(geo.N * geo.H * geo.W, BLOCK_PIXELS), triton.cdiv(geo.C, block_c), groups)
+            grid = _grid(cdiv(geo.N * geo.H * geo.W, BLOCK_PIXELS), cdiv(geo.C, block_c), groups)
             input_grad_kernel[grid](g4, w4, dx, geo.N * geo.H * geo.W, geo.H, geo.W, geo.OH, geo.OW, geo.C, geo.CO,
                                     geo.KH, geo.KW, *g4.stride(), *w4.stride(), *dx.stride(), *geo.steps(),
                                     BLOCK_P=BLOCK_PIXELS, BLOCK_C=block_c, BLOCK_K=block_k)
@@ -310,7 +311,7 @@ def convolution_backward(grad: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b
             dw.zero_()
         else:
             block_co, block_c = _block(geo.CO, 16, 64), _block(geo.C, 16, 64)
-            grid = _grid(triton.cdiv(geo.CO, block_co), triton.cdiv(geo.C, block_c), geo.KH * geo.KW * groups)
+            grid = _grid(cdiv(geo.CO, block_co), cdiv(geo.C, block_c), geo.KH * geo.KW * groups)
             weight_grad_kernel[grid](g4, x4, dw, pixels, geo.H, geo.W, geo.OH, geo.OW, geo.C, geo.CO, geo.KH, geo.KW,
                                      *g4.stride(), *x4.stride(), *dw.stride(), *geo.steps(), groups,
                                      BLOCK_CO=block_co, BLOCK_C=block_c, BLOCK_K=BLOCK_PIXELS)

@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import launch
 from tilebridge.ops.registry import FLOATS, Decline, claim, register
 from tilebridge.ops.strided import MAX_ELEMENTS
@@ -47,7 +48,7 @@ def native_dropout(x: torch.Tensor, p: float, train: bool | None) -> tuple[torch
         threshold, scale = float(p), (0.0 if p == 1.0 else 1.0 / (1.0 - p))
     else:
         seed, threshold, scale = torch.zeros((), dtype=torch.int64), -1.0, 1.0
-    dropout_kernel[(triton.cdiv(x.numel(), BLOCK),)](x.contiguous(), seed, out, mask, x.numel(), threshold, scale,
+    dropout_kernel[(cdiv(x.numel(), BLOCK),)](x.contiguous(), seed, out, mask, x.numel(), threshold, scale,
                                                     BLOCK=BLOCK)
     return out, mask
 

@@ -19,6 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import OPMATH, _dense, bind, launch
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, register, served_device
 from tilebridge.ops.strided import BLOCK
@@ -58,7 +59,7 @@ def _fill_range(out: torch.Tensor, start: Number, step: Number) -> torch.Tensor:
             start, step = int(bool(start)), 0
         else:
             start, step = int(start), int(step)
-        range_kernel[(triton.cdiv(n, BLOCK),)](out, n, start, step, BLOCK=BLOCK)
+        range_kernel[(cdiv(n, BLOCK),)](out, n, start, step, BLOCK=BLOCK)
     return out
 
 

@@ -25,6 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import ALL, FLOATS, INTEGERS, Decline, register, served_device
 from tilebridge.ops.strided import MAX_ELEMENTS, MAX_RANK, collapse, compute_dtype, has_internal_overlap, strided_offset
@@ -116,7 +117,7 @@ def lines(mode: str, out: torch.Tensor, source: torch.Tensor, index: torch.Tenso
         block_l, block_j = (128, 8) if L >= 16 else (1, 1024)
     else:
         block_l, block_j = 128, 1  # one lane or many: one compiled shape
-    grid = (triton.cdiv(L, block_l), min(triton.cdiv(N, block_j), 65535) if parallel else 1)
+    grid = (cdiv(L, block_l), min(cdiv(N, block_j), 65535) if parallel else 1)
     alpha = float(alpha) if out.dtype.is_floating_point else int(alpha)
     kind, op = (mode, 0) if moving else ("reduce", REDUCTIONS[mode])
     lines_kernel[grid](out, source, index, L, N, *sizes[1:], *f, *g, *h, fixed[1], indexed[1], index_strides[1], skip,

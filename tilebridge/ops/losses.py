@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import FLOATS, Decline, claim, register
 from tilebridge.ops.strided import MAX_ELEMENTS, has_internal_overlap
@@ -196,8 +197,8 @@ def _elementwise_loss(loss: str, x: torch.Tensor, target: torch.Tensor, weight: 
         raise Decline("empty or too large")
     operands = [t.expand(shape).contiguous() for t in ([x, target] if weight is None else [x, target, weight])]
     result = _result(out, shape if reduction == NONE else (), x.dtype)
-    chunk = BLOCK if reduction == NONE else triton.cdiv(triton.cdiv(n, MAX_PARTIALS), BLOCK) * BLOCK
-    programs = triton.cdiv(n, chunk)
+    chunk = BLOCK if reduction == NONE else cdiv(cdiv(n, MAX_PARTIALS), BLOCK) * BLOCK
+    programs = cdiv(n, chunk)
     partial = torch.empty(programs, dtype=torch.float32)
     bad = torch.empty(programs, dtype=torch.int32)
     elementwise_loss_kernel[(programs,)](operands[0], operands[1], operands[-1], result, partial, bad, n, chunk,
@@ -250,7 +251,7 @@ def _loss_backward(overload: str, loss: str):
         operands = [t.expand(x.shape).contiguous() for t in ((x, target) if weight is None else (x, target, weight))]
         grad = grad.reshape(()) if scalar_grad else grad.expand(x.shape).contiguous()
         scale = (2.0 if loss == "mse" else 1.0) / (x.numel() if reduction == MEAN else 1)
-        loss_gradient_kernel[(triton.cdiv(x.numel(), BLOCK),)](operands[0], operands[1], grad, operands[-1], out, x.numel(),
+        loss_gradient_kernel[(cdiv(x.numel(), BLOCK),)](operands[0], operands[1], grad, operands[-1], out, x.numel(),
                                                                scale, int(not scalar_grad), int(weight is not None),
                                                                LOSS=loss, BLOCK=BLOCK)
         return out
@@ -298,7 +299,7 @@ def _nll_forward(overload: str, spatial: bool):
         out = _result(bound.get("output"), shape, x.dtype)
         weight_sum = _result(bound.get("total_weight"), (), x.dtype)
         rows_per_program = BLOCK if reduction == NONE else max(N * S, 1)
-        programs = triton.cdiv(N * S, rows_per_program)
+        programs = cdiv(N * S, rows_per_program)
         bad = torch.empty(programs, dtype=torch.int32)
         target = target.contiguous()
         nll_forward_kernel[(programs,)](x, target, weight if weight is not None else x, out, weight_sum, bad, N * S, C, S, sn,
@@ -331,7 +332,7 @@ def _nll_backward(overload: str, spatial: bool):
         grad = grad.contiguous()
         grad_stride = 1 if grad.dim() else 0
         block_r = 16
-        programs = triton.cdiv(N * S, block_r)
+        programs = cdiv(N * S, block_r)
         bad = torch.empty(programs, dtype=torch.int32)
         nll_backward_kernel[(programs,)](grad, target.contiguous(), weight if weight is not None else x, weight_sum, out, bad,
                                          N * S, C, S, int(bound["ignore_index"]), grad_stride, int(weight is not None),

@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import FLOATS, Decline, register
 
@@ -87,7 +88,7 @@ def product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, 
     else:
         c3, (scb, scm, scn) = a3, (0, 0, 0)
     block_m, block_n, block_k = blocks_for(M, N)
-    grid = (triton.cdiv(M, block_m), triton.cdiv(N, block_n), batch)
+    grid = (cdiv(M, block_m), cdiv(N, block_n), batch)
     matmul_kernel[grid](a3, b3, c3, out, M, N, K, *a3.stride(), *b3.stride(), scb, scm, scn, float(alpha), float(beta),
                         HAS_BIAS=bias is not None and beta != 0, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k)
     return out

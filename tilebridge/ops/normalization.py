@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.reduction import reduce_kernel
 from tilebridge.ops.registry import FLOATS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS
@@ -136,7 +137,7 @@ def native_layer_norm(x: torch.Tensor, normalized_shape: list[int], weight: torc
 
 def _column_sum(matrix: torch.Tensor, M: int, N: int, out: torch.Tensor) -> None:
     """out[j] = sum_i matrix[i, j] for a contiguous (M, N) matrix, with the reduction kernel."""
-    reduce_kernel[(1, triton.cdiv(N, 32))](matrix, out, 1, M, N, 0, N, 1, 0.0, 0.0, OP="sum", ACC=tl.float32,
+    reduce_kernel[(1, cdiv(N, 32))](matrix, out, 1, M, N, 0, N, 1, 0.0, 0.0, OP="sum", ACC=tl.float32,
                                            BLOCK_N=32, BLOCK_K=32)
 
 

@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.normalization import statistics_dtype
 from tilebridge.ops.reduction import _mergeable
 from tilebridge.ops.registry import FLOATS, Decline, claim, register
@@ -373,7 +374,7 @@ def native_group_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, mean: to
                                                  BLOCK_C=32)
     if output_mask[1] or output_mask[2]:
         dw, dbias = torch.empty(C, dtype=dtype), torch.empty(C, dtype=dtype)
-        group_norm_parameter_kernel[(triton.cdiv(C, 32),)](ds, db, mean, rstd, dw, dbias, N, C, group, channels, BLOCK_C=32)
+        group_norm_parameter_kernel[(cdiv(C, 32),)](ds, db, mean, rstd, dw, dbias, N, C, group, channels, BLOCK_C=32)
     return dx, dw if output_mask[1] else None, dbias if output_mask[2] else None
 
 

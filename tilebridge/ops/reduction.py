@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS, TRITON_DTYPES
@@ -271,7 +272,7 @@ def _launch(op: str, x: torch.Tensor, dims: list[int], out: torch.Tensor, correc
         raise Decline("empty reduction: ATen's identity or error")
     block_n, block_k = _blocks(K)
     acc = tl.float32 if x.dtype.is_floating_point or out.dtype.is_floating_point else tl.int64
-    reduce_kernel[(M, triton.cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, float(correction), float(p), OP=op,
+    reduce_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, float(correction), float(p), OP=op,
                                                 ACC=acc, BLOCK_N=block_n, BLOCK_K=block_k)
 
 
@@ -355,7 +356,7 @@ def _arg_wrapper(overload: str, is_max: bool, with_values: bool):
             raise Decline("empty: ATen's error")
         if index.numel():
             block_n, block_k = _blocks(K)
-            arg_reduce_kernel[(M, triton.cdiv(K, block_k))](view, values, index, M, N, K, sm, sn, sk, IS_MAX=is_max,
+            arg_reduce_kernel[(M, cdiv(K, block_k))](view, values, index, M, N, K, sm, sn, sk, IS_MAX=is_max,
                                                             ACC=TRITON_DTYPES[_accumulator(x.dtype)], WRITE_VALUES=with_values,
                                                             BLOCK_N=block_n, BLOCK_K=block_k)
         return (values, index) if with_values else index

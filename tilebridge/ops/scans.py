@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.reduction import _blocks, _mergeable, as_mnk
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, claim, register
@@ -235,7 +236,7 @@ def _scan(overload: str, op: str, inplace: bool):
         if K == 1 and M > 1:  # scanning the last dim: rows become the lanes, so a program scans 32 rows at once
             M, K, sm, sk, om, ok = 1, M, 0, sm, 0, om
         block_n, block_k = _blocks(K)
-        scan_kernel[(M, triton.cdiv(K, block_k))](view, target, N, K, sm, sn, sk, om, on, ok, int(op == "prod"),
+        scan_kernel[(M, cdiv(K, block_k))](view, target, N, K, sm, sn, sk, om, on, ok, int(op == "prod"),
                                                   ACC=tl.float32 if floating else tl.int64, BLOCK_N=block_n,
                                                   BLOCK_K=block_k)
         if target is not out:
@@ -253,7 +254,7 @@ def _rank_sort(x: torch.Tensor, dim: int, limit: int, descending: bool, values: 
         raise Decline("a long sort: ATen's")
     value_target, (vm, vn, vk) = _target(values, dim)
     index_target, (im, jn, ik) = _target(indices, dim)
-    blocks = triton.cdiv(N, SORT_BLOCK)
+    blocks = cdiv(N, SORT_BLOCK)
     ties = torch.empty(M * K * blocks, dtype=torch.int32)
     key = tl.float32 if x.dtype.is_floating_point else tl.int64
     rank_sort_kernel[(M, K, blocks)](view, value_target, index_target, ties, N, K, sm, sn, sk, limit, vm, vn, vk, im, jn,

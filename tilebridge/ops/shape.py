@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.indexing import bits, plain, result, scalar_tensor, wrap
 from tilebridge.ops.registry import ALL, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS, collapse, has_internal_overlap
@@ -86,7 +87,7 @@ def remap(out: torch.Tensor, source: torch.Tensor, shape: list[int], out_strides
     table = torch.tensor([[1, 1, 0, 0, 0, 0]] * (rank - len(leading)) + leading, dtype=torch.int64)
     last, block = shape[-1], (1024 if shape[-1] > 256 else 64)
     unit = in_strides[-1] == 1 and out_strides[-1] == 1 and not flips[-1] and not shifts[-1] and in_sizes[-1] >= last
-    remap_kernel[(n // last, triton.cdiv(last, block))](bits(out), bits(source), table, fill, diagonal, triangle, last,
+    remap_kernel[(n // last, cdiv(last, block))](bits(out), bits(source), table, fill, diagonal, triangle, last,
                                                         in_sizes[-1], in_strides[-1], out_strides[-1], flips[-1],
                                                         shifts[-1], RANK=rank, UNIT=unit, BLOCK=block)
 

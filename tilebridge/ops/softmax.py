@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.reduction import _blocks, as_mnk, nan_max
 from tilebridge.ops.registry import FLOATS, Decline, register
@@ -119,7 +120,7 @@ def _forward(overload: str, log: bool):
             return out
         view, M, N, K, (sm, sn, sk) = as_mnk(x, [_dim(x, bound["dim"])])
         block_n, block_k = _blocks(K)
-        softmax_kernel[(M, triton.cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, LOG=log, BLOCK_N=block_n,
+        softmax_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, LOG=log, BLOCK_N=block_n,
                                                      BLOCK_K=block_k)
         return out
 
@@ -145,7 +146,7 @@ def _backward(overload: str, log: bool):
         for d, s in enumerate(shape):
             M, N, K = (M * s, N, K) if d < dim else ((M, N * s, K) if d == dim else (M, N, K * s))
         block_n, block_k = _blocks(K)
-        softmax_backward_kernel[(M, triton.cdiv(K, block_k))](grad.contiguous(), y.contiguous(), out, M, N, K, LOG=log,
+        softmax_backward_kernel[(M, cdiv(K, block_k))](grad.contiguous(), y.contiguous(), out, M, N, K, LOG=log,
                                                               BLOCK_N=block_n, BLOCK_K=block_k)
         return out
 

@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.grid import cdiv
 from tilebridge.ops.registry import Decline
 
 MAX_RANK = 4
@@ -67,7 +68,7 @@ class Layout:
         self.strides = [[0] * pad + s for s in strides]
 
     def grid(self, block: int = BLOCK) -> tuple[int]:
-        return (triton.cdiv(self.numel, block),)
+        return (cdiv(self.numel, block),)
 
     def args(self) -> list:
         """Pointers, then n and sizes 1..3, then four strides per operand (out first)."""
