@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from tilebridge.codegen.width import width_pragma
 from tilebridge.ir import nodes as n
 from tilebridge.ir.passes import contiguous_store
 from tilebridge.ir.types import BITS, SOFT_FLOATS, c_memory_type, c_type, is_float, is_pointer
@@ -401,7 +402,7 @@ def render_kernel(kernel: n.Kernel) -> str:
     params = [f"{c_type(p.dtype)} {p.name}" for p in kernel.params]
     grid = ["int32_t tb_pid_x", "int32_t tb_pid_y", "int32_t tb_pid_z",
             "int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z"]
-    lines = ['#include "tilebridge.h"', ""]
+    lines = ['#include "tilebridge.h"', *width_pragma(kernel), ""]
     lines.append(f"static inline void {kernel.name}_program({', '.join(params + grid + ['char* restrict tb_arena_base'])}) {{")
     offsets, arena = arena_layout(kernel)
     for b, offset in zip(kernel.buffers, offsets):
