@@ -1,11 +1,12 @@
 """Which SIMD width the C compiler vectorizes a kernel's loops for.
 
-On this project's hosts (AMD Zen 5, AVX-512 on 256-bit datapaths) a loop that only moves data
+On this project's hosts (AMD Zen 5 virtual machines whose AVX-512 units give half a full-width
+core's flops) a loop that only moves data
 (loads, adds, compares, selects, stores) keeps more loads in flight with 256-bit vectors, while a loop
 that computes (exp, division, other vector math) issues half the instructions with 512-bit ones.
-Measured with the generated kernels called from ctypes, alternated with ATen in the same rounds: a
-row sum of 16384x1024 fp32 ran 8-13% faster at 256 bits (and 8-15% ahead of ATen's AVX2 loop
-instead of level with it), a vector add 7-11% and a layer-norm-like row 4-6%; compiled at 256 bits
+Measured from ctypes, alternated with ATen in the same rounds: the generated row sum of 16384x1024
+fp32 ran 6-11% faster at 256 bits (2-8% ahead of ATen's AVX2 loop instead of level with it or
+behind); hand-written loops: a vector add 7-11% faster, a layer-norm-like row 4-6%; compiled at 256 bits
 throughout, GELU, softmax, SwiGLU and cross-entropy ran 10-25% slower. So a kernel whose vectorized
 loops hold no computing operation, and no dot, is compiled for 256-bit vectors; the rest keep the
 host's full width. Operations not listed as cheap count as computing, so a new operation keeps the
