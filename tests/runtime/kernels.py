@@ -10,6 +10,14 @@ def scale_kernel(X, Out, n, factor, BLOCK: tl.constexpr):
     tl.store(Out + offs, tl.load(X + offs, mask=mask) * factor, mask=mask)
 
 
+@triton.jit
+def constexpr_between_kernel(X, SCALE: tl.constexpr, Out, n, BLOCK: tl.constexpr):
+    """A constexpr between runtime arguments: the launcher cannot take the runtime ones as a prefix."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(Out + offs, tl.load(X + offs, mask=mask) * SCALE, mask=mask)
+
+
 @triton.autotune(
     configs=[
         triton.Config({"BLOCK": 64}, num_warps=4, num_stages=2),

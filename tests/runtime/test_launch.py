@@ -27,6 +27,14 @@ def test_scalars_specializations_and_masks(n: int) -> None:
     torch.testing.assert_close(o, x * 2.5)
 
 
+@pytest.mark.parametrize("scale", [3, -0.5])
+def test_constexpr_between_runtime_arguments(scale: float) -> None:
+    x = torch.randn(300)
+    o = torch.full((300,), float("nan"))
+    K.constexpr_between_kernel[(3,)](x, scale, o, 300, BLOCK=128)
+    torch.testing.assert_close(o, x * scale)
+
+
 def test_empty_grid_launches_nothing() -> None:
     x = torch.randn(10)
     o = torch.full((10,), 7.0)

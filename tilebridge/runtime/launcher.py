@@ -111,6 +111,10 @@ class Launcher:
             flat_types += leaves
             flat_names += [name] * len(leaves)
         self.keep = [ty != "constexpr" for ty in flat_types]
+        # Where the constexprs all come last (the usual signature), the runtime arguments are a slice
+        # of the launch's arguments: no per-launch comprehension (its frame costs microseconds cold).
+        runtime = sum(self.keep)
+        self.runtime_args = slice(0, runtime) if all(self.keep[:runtime]) else None
         self.has_tuples = any(isinstance(signature[name] if isinstance(signature, dict) else signature[i], tuple)
                               for i, name in enumerate(arg_names))
         self.converters, argtypes = [], [ctypes.c_int32] * 4
@@ -139,6 +143,7 @@ class Launcher:
         function.restype = ctypes.c_int
         self.library = library
         self.entry = getattr(library, "python_entry", None)
+        self.threads = _torch_threads_function()
         self.function = function
         return function
 
@@ -150,8 +155,8 @@ class Launcher:
         if enter_hook is not None:
             enter_hook(launch_metadata)
         if gridX * gridY * gridZ > 0:
-            threads = self.num_threads or _torch_threads()
-            values = [a for a, k in zip(args, self.keep) if k]
+            threads = self.num_threads or self.threads()
+            values = args[self.runtime_args] if self.runtime_args is not None else [a for a, k in zip(args, self.keep) if k]
             status = self.entry(gridX, gridY, gridZ, threads, *values) if self.entry is not None else -1
             if status < 0:
                 # No C entry, or it met an argument it does not take directly (a wrapper object with
@@ -170,12 +175,8 @@ class Launcher:
         raise AssertionError(f"device-side assertion failed in kernel {self.name}: {buf.value.decode()}")
 
 
-def _torch_threads() -> int:
-    global _get_threads
-    if _get_threads is None:
-        import torch
-        _get_threads = torch.get_num_threads
-    return _get_threads()
-
-
-_get_threads = None
+def _torch_threads_function():
+    """torch's thread count, asked at each launch (it may change between launches); torch is imported
+    at the first launch, not when tilebridge is."""
+    import torch
+    return torch.get_num_threads
