@@ -135,6 +135,7 @@ class Launcher:
         self.num_threads = getattr(metadata, "num_threads", 0) or 0
         self.function = None
         self.entry = None
+        self.threads = None  # torch.get_num_threads, bound with the library
         self.argtypes = argtypes
 
     def bind(self, library: ctypes.CDLL):
@@ -176,7 +177,7 @@ class Launcher:
 
 
 def _torch_threads_function():
-    """torch's thread count, asked at each launch (it may change between launches); torch is imported
-    at the first launch, not when tilebridge is."""
+    """The function giving torch's thread count, called at each launch since it may change between
+    launches; torch is imported at a kernel's first launch, not when tilebridge is."""
     import torch
     return torch.get_num_threads
