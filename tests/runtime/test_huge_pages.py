@@ -7,6 +7,8 @@ so the tests read the advice itself (the VMA's `hg` flag in /proc/self/smaps), n
 """
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import subprocess
 import sys
@@ -44,6 +46,17 @@ def advised_ranges() -> list[tuple[int, int]]:
     return ranges
 
 
+def not_advised(t: torch.Tensor) -> torch.Tensor:
+    """`t` with every page it touches marked MADV_NOHUGEPAGE: a new tensor may reuse heap pages that an
+    earlier test's launch advised, so the tests set the state they start from instead of assuming it."""
+    page = mmap.PAGESIZE
+    lo, hi = t.data_ptr() & ~(page - 1), (t.data_ptr() + t.nbytes + page - 1) & ~(page - 1)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.madvise(lo, hi - lo, mmap.MADV_NOHUGEPAGE) == 0, os.strerror(ctypes.get_errno())
+    return t
+
+
 def covered(lo: int, hi: int) -> bool:
     return any(a <= lo and hi <= b for a, b in advised_ranges())
 
@@ -57,7 +70,7 @@ def inner_huge_pages(t: torch.Tensor) -> tuple[int, int]:
 def test_a_fresh_large_output_is_advised_and_written_right() -> None:
     n = 3_000_017  # 12 MiB of fp32: whole 2 MiB pages inside, ragged ends
     x = torch.randn(n, generator=torch.Generator().manual_seed(3))
-    out = torch.empty(n)
+    out = not_advised(torch.empty(n))
     lo, hi = inner_huge_pages(out)
     assert hi > lo and not covered(lo, hi)
     affine_kernel[(triton.cdiv(n, 4096),)](x, out, n, BLOCK=4096)
@@ -69,7 +82,7 @@ def test_a_fresh_large_output_is_advised_and_written_right() -> None:
 @needs_thp
 def test_small_and_strided_tensors_are_left_alone() -> None:
     small = torch.randn(1000)
-    strided_base = torch.empty(2 * 3_000_000)
+    strided_base = not_advised(torch.empty(2 * 3_000_000))
     strided = strided_base[::2]  # 12 MiB of elements spread over 24 MiB: not contiguous
     affine_kernel[(1,)](small, small, 1000, BLOCK=1024)
     lo, hi = inner_huge_pages(strided_base)
