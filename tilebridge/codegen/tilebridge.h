@@ -113,7 +113,8 @@ static inline int32_t tb_brev32(int32_t a) { uint32_t x = (uint32_t)a, r = 0; fo
  * 1.06 ulp of exp over the float range otherwise (the previous degree-7 form: 1.01 ulp, 10-20%
  * slower in exp-bound kernels). ---- */
 #define TB_EXP_SHIFT 12582912.0f    /* 1.5 * 2^23 */
-#define TB_EXP_N127 (0x4B400000 + 127)  /* the bits of TB_EXP_SHIFT + 127 */
+#define TB_EXP_SHIFT_BITS 0x4B400000  /* its bits: TB_EXP_SHIFT + n has the bits TB_EXP_SHIFT_BITS + n */
+#define TB_EXP_N127 (TB_EXP_SHIFT_BITS + 127)
 static inline float tb_exp_scaled(float shifted_n, float r) {
     float p = 1.383679394e-3f;
     p = p * r + 8.374857074e-3f; p = p * r + 4.166822868e-2f; p = p * r + 1.666641968e-1f;
@@ -121,7 +122,7 @@ static inline float tb_exp_scaled(float shifted_n, float r) {
     int32_t bits;
     memcpy(&bits, &shifted_n, 4);
     int32_t top = bits > TB_EXP_N127 ? TB_EXP_N127 : bits;  /* n = 128 still has finite results: 2^127 * (2 p) */
-    uint32_t scale_bits = (uint32_t)(top - 0x4B400000 + 127) << 23;  /* callers zero every n < -126 */
+    uint32_t scale_bits = (uint32_t)(top - TB_EXP_SHIFT_BITS + 127) << 23;  /* callers zero every n < -126 */
     float scale;
     memcpy(&scale, &scale_bits, 4);
     return (bits > TB_EXP_N127 ? p + p : p) * scale;

@@ -15,7 +15,7 @@ full width until measured.
 from __future__ import annotations
 
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import all_exprs, nested, subexpressions
+from tilebridge.ir.passes import nested, own_exprs, subexpressions
 from tilebridge.ir.types import is_float
 
 STREAMING_BITS = 256
@@ -44,14 +44,16 @@ def computes(e) -> bool:
     return False
 
 
-def streams_only(body: list) -> bool:
-    """No vectorized loop in `body` computes, and nothing calls a computing runtime routine (a dot)."""
+def streams_only(body: list, vectorized: bool = False) -> bool:
+    """No statement in a vectorized loop of `body` computes, and nothing calls a computing runtime
+    routine (a dot); `vectorized`: `body` is inside such a loop already. Each statement is seen once."""
     for s in body:
         if isinstance(s, n.Intrinsic) and s.name.startswith(COMPUTING_ROUTINES):
             return False
-        if isinstance(s, n.For) and s.vectorize and any(computes(x) for e in all_exprs(s) for x in subexpressions(e)):
+        inside = vectorized or (isinstance(s, n.For) and s.vectorize)
+        if inside and any(computes(x) for e in own_exprs(s) for x in subexpressions(e)):
             return False
-        if not streams_only(nested(s)):
+        if not streams_only(nested(s), inside):
             return False
     return True
 

@@ -144,7 +144,8 @@ class Launcher:
         function.restype = ctypes.c_int
         self.library = library
         self.entry = getattr(library, "python_entry", None)
-        self.threads = _torch_threads_function()
+        import torch  # at a kernel's first launch, not when tilebridge is imported
+        self.threads = torch.get_num_threads  # asked at every launch: it may change between launches
         self.function = function
         return function
 
@@ -174,10 +175,3 @@ class Launcher:
         buf = ctypes.create_string_buffer(512)
         self.library.tb_take_assert(buf, 512)
         raise AssertionError(f"device-side assertion failed in kernel {self.name}: {buf.value.decode()}")
-
-
-def _torch_threads_function():
-    """The function giving torch's thread count, called at each launch since it may change between
-    launches; torch is imported at a kernel's first launch, not when tilebridge is."""
-    import torch
-    return torch.get_num_threads
