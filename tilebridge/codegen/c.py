@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from tilebridge.codegen import prefetch
 from tilebridge.codegen.width import width_pragma
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import contiguous_store
+from tilebridge.ir.passes import contiguous_store, substitute
 from tilebridge.ir.types import BITS, SOFT_FLOATS, c_memory_type, c_type, is_float, is_pointer
 
 # Narrow float ↔ float conversion templates.
@@ -89,6 +90,9 @@ def const_text(value, dtype: str) -> str:
 
 
 class CRenderer:
+    def __init__(self) -> None:
+        self.planned: dict = {}  # stream base -> bytes ahead, for the loops being rendered (see `block`)
+
     def expr(self, e) -> str:
         return getattr(self, "expr_" + type(e).__name__)(e)
 
@@ -229,7 +233,15 @@ class CRenderer:
 
     # ---- statements ----
     def block(self, body: list, depth: int) -> list[str]:
-        return [line for s in body for line in self.stmt(s, depth)]
+        """The statements of one block; a pass that re-reads what an earlier statement read gets the
+        streams it may prefetch (`prefetch.plan`) for the loops inside it."""
+        lines, earlier, outer = [], set(), self.planned
+        for s in body:
+            self.planned = {**outer, **prefetch.plan(s, earlier)}
+            lines += self.stmt(s, depth)
+            earlier |= {prefetch.base(r.pointer) for r in prefetch.reads(s)}
+        self.planned = outer
+        return lines
 
     def stmt(self, s, depth: int) -> list[str]:
         pad = "    " * depth
@@ -278,11 +290,47 @@ class CRenderer:
         raise TypeError(f"not an IR statement: {s!r}")
 
     def plain_loop(self, s: n.For, depth: int) -> list[str]:
+        found = prefetch.streams(s, self.planned) if s.step == n.Const(1, s.step.dtype) else []
+        if found:
+            span = (s.stop.value - s.start.value if isinstance(s.start, n.Const) and isinstance(s.stop, n.Const)
+                    else None)
+            if span is None or span > prefetch.chunk_elements(found):
+                return self.prefetched_loop(s, found, depth)
+            at_start = [(dataclasses.replace(r, pointer=substitute(r.pointer, {s.var: s.start})), ahead)
+                        for r, ahead in found]
+            return self.prefetches(at_start, span, "    " * depth) + self.simd_loop(s, depth)
+        return self.simd_loop(s, depth)
+
+    def simd_loop(self, s: n.For, depth: int) -> list[str]:
         pad, v = "    " * depth, s.var
         head = (f"{pad}for ({c_type(v.dtype)} {v.name} = {self.expr(s.start)}; {v.name} < {self.expr(s.stop)}; "
                 f"{v.name} += {self.expr(s.step)}) {{")
         pragma = [f"{pad}#pragma omp simd"] if s.vectorize else []
         return pragma + [head] + self.block(s.body, depth + 1) + [f"{pad}}}"]
+
+    def prefetches(self, found: list[tuple[n.MemRead, int]], elements: int, pad: str) -> list[str]:
+        """Prefetches of the lines `elements` elements of each stream from its current index cross, ahead."""
+        return [f"{pad}tb_prefetch({self.expr(r.pointer)}, {ahead + k * prefetch.LINE});"
+                for r, ahead in found for k in range(prefetch.lines_for(elements, r))]
+
+    def prefetched_loop(self, loop: n.For, found: list[tuple[n.MemRead, int]], depth: int) -> list[str]:
+        """A computing loop strip-mined into chunks of constant length, each led by the prefetches of
+        what its streams read further on (see `prefetch`); the rest runs as one vectorized loop."""
+        pad, v = "    " * depth, loop.var
+        vt, chunk, inner = c_type(v.dtype), prefetch.chunk_elements(found), pad + "    "
+        first = n.Var("tb_first", v.dtype)
+        chunk_loop = dataclasses.replace(loop, start=first, stop=n.Binary("add", first, n.Const(chunk, v.dtype), v.dtype))
+        rest = dataclasses.replace(loop, start=n.Var("tb_rest", v.dtype), stop=n.Var("tb_to", v.dtype))
+        return ([f"{pad}{{",
+                 f"{inner}{vt} tb_from = {self.expr(loop.start)}, tb_to = {self.expr(loop.stop)};",
+                 f"{inner}{vt} {v.name} = tb_from;",
+                 f"{inner}for (; {v.name} + {chunk} <= tb_to; {v.name} += {chunk}) {{"]
+                + self.prefetches(found, chunk, inner + "    ")
+                + [f"{inner}    {vt} tb_first = {v.name};"]
+                + self.simd_loop(chunk_loop, depth + 2)
+                + [f"{inner}}}", f"{inner}{vt} tb_rest = {v.name};"]
+                + self.simd_loop(rest, depth + 1)
+                + [f"{pad}}}"])
 
     def streamed_loop(self, loop: n.For, store: n.MemWrite, depth: int) -> list[str]:
         """A contiguous store loop in two forms: 64-byte lines of streaming stores when the launch writes
@@ -308,8 +356,9 @@ class CRenderer:
                  f"{pad}        for (; {v.name} < tb_stop && ((uintptr_t)({pointer}) & 63); {v.name}++) {{"]
                 + self.block(loop.body, depth + 3)
                 + [f"{inner}}}",
-                   f"{inner}for (; {v.name} + {per_line} <= tb_stop; {v.name} += {per_line}) {{",
-                   f"{inner}    {mt} tb_line[{per_line}] __attribute__((aligned(64)));",
+                   f"{inner}for (; {v.name} + {per_line} <= tb_stop; {v.name} += {per_line}) {{"]
+                + self.prefetches(prefetch.streams(loop, self.planned), per_line, inner + "    ")
+                + [f"{inner}    {mt} tb_line[{per_line}] __attribute__((aligned(64)));",
                    f"{inner}    {vt} tb_first = {v.name};",
                    f"{inner}    #pragma omp simd",
                    f"{inner}    for ({vt} {v.name} = tb_first; {v.name} < tb_first + {per_line}; {v.name}++) {{"]

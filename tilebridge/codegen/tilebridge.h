@@ -305,6 +305,11 @@ static inline void tb_stream_fence(void) {
     __sync_synchronize();
 #endif
 }
+/* ---- software prefetch `ahead` bytes past a pointer (tilebridge/codegen/prefetch.py); integer
+ * arithmetic, since the line may lie past the tensor, where a prefetch does not fault ---- */
+static inline void tb_prefetch(const void* p, int64_t ahead) {
+    __builtin_prefetch((const void*)((uintptr_t)p + ahead), 0, 3);
+}
 /* ---- transparent huge pages for large buffers: the first touch of a fresh allocation of many MiB
  * (torch.empty of an output) costs a page fault and a zeroing per 4 KiB page, which on a small VM
  * costs more than the kernel itself; advised onto 2 MiB pages it costs a fault per 2 MiB. The Python
