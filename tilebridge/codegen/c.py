@@ -290,6 +290,8 @@ class CRenderer:
         raise TypeError(f"not an IR statement: {s!r}")
 
     def plain_loop(self, s: n.For, depth: int) -> list[str]:
+        """A loop with ordinary stores; one whose streams are planned for prefetch gets its prefetches
+        in front (a short constant range: one chunk of a row) or is strip-mined (`prefetched_loop`)."""
         found = prefetch.streams(s, self.planned) if s.step == n.Const(1, s.step.dtype) else []
         if found:
             span = (s.stop.value - s.start.value if isinstance(s.start, n.Const) and isinstance(s.stop, n.Const)
@@ -298,10 +300,10 @@ class CRenderer:
                 return self.prefetched_loop(s, found, depth)
             at_start = [(dataclasses.replace(r, pointer=substitute(r.pointer, {s.var: s.start})), ahead)
                         for r, ahead in found]
-            return self.prefetches(at_start, span, "    " * depth) + self.simd_loop(s, depth)
-        return self.simd_loop(s, depth)
+            return self.prefetches(at_start, span, "    " * depth) + self.for_loop(s, depth)
+        return self.for_loop(s, depth)
 
-    def simd_loop(self, s: n.For, depth: int) -> list[str]:
+    def for_loop(self, s: n.For, depth: int) -> list[str]:
         pad, v = "    " * depth, s.var
         head = (f"{pad}for ({c_type(v.dtype)} {v.name} = {self.expr(s.start)}; {v.name} < {self.expr(s.stop)}; "
                 f"{v.name} += {self.expr(s.step)}) {{")
@@ -327,9 +329,9 @@ class CRenderer:
                  f"{inner}for (; {v.name} + {chunk} <= tb_to; {v.name} += {chunk}) {{"]
                 + self.prefetches(found, chunk, inner + "    ")
                 + [f"{inner}    {vt} tb_first = {v.name};"]
-                + self.simd_loop(chunk_loop, depth + 2)
+                + self.for_loop(chunk_loop, depth + 2)
                 + [f"{inner}}}", f"{inner}{vt} tb_rest = {v.name};"]
-                + self.simd_loop(rest, depth + 1)
+                + self.for_loop(rest, depth + 1)
                 + [f"{pad}}}"])
 
     def streamed_loop(self, loop: n.For, store: n.MemWrite, depth: int) -> list[str]:
