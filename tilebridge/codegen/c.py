@@ -452,7 +452,7 @@ def render_kernel(kernel: n.Kernel) -> str:
     r = CRenderer()
     params = [f"{c_type(p.dtype)} {p.name}" for p in kernel.params]
     grid = ["int32_t tb_pid_x", "int32_t tb_pid_y", "int32_t tb_pid_z",
-            "int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z"]
+            "int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z", "int32_t tb_disjoint"]
     lines = ['#include "tilebridge.h"', *width_pragma(kernel), ""]
     lines.append(f"static inline void {kernel.name}_program({', '.join(params + grid + ['char* restrict tb_arena_base'])}) {{")
     offsets, arena = arena_layout(kernel)
@@ -464,10 +464,12 @@ def render_kernel(kernel: n.Kernel) -> str:
             lines.append(f"    {ct}* restrict {b.name} = ({ct}*)(tb_arena_base + {offset});")
     lines += r.block(kernel.body, 1)
     lines.append("}")
-    args = ", ".join([p.name for p in kernel.params] + ["x", "y", "z", "gx", "gy", "gz", "arena"])
+    args = ", ".join([p.name for p in kernel.params] + ["x", "y", "z", "gx", "gy", "gz", "tb_disjoint", "arena"])
+    launch = ["int32_t gx", "int32_t gy", "int32_t gz", "int32_t nthreads"]
     lines += [
         "",
-        f"int {kernel.name}_launch({', '.join(['int32_t gx', 'int32_t gy', 'int32_t gz', 'int32_t nthreads'] + params)}) {{",
+        # `tb_disjoint`: the caller found the pointer arguments' memory disjoint (see `disjoint_check`).
+        f"static int {kernel.name}_run({', '.join(launch + ['int32_t tb_disjoint'] + params)}) {{",
         "    int64_t total = (int64_t)gx * gy * gz;",
         "    if (total <= 0) return 0;",
         "    if (nthreads > total) nthreads = (int32_t)total;",
@@ -493,6 +495,10 @@ def render_kernel(kernel: n.Kernel) -> str:
         "        }",
         "    }",
         "    return failed ? 1 : (tb_assert_failed ? 2 : 0);",
+        "}",
+        "",
+        f"int {kernel.name}_launch({', '.join(launch + params)}) {{",
+        f"    return {kernel.name}_run({', '.join(['gx', 'gy', 'gz', 'nthreads', '0'] + [p.name for p in kernel.params])});",
         "}",
     ]
     return "\n".join(lines + python_entry(kernel)) + "\n"
@@ -540,6 +546,18 @@ def python_entry(kernel: n.Kernel) -> list[str]:
              "    }",
              "    return p;",
              "}",
+             "static long long tb_py_extent(PyObject* o) {  /* bytes of a contiguous tensor from data_ptr(), or -1 */",
+             "    if (PyLong_Check(o)) return -1;",
+             "    static PyObject *nbytes = 0, *is_contiguous = 0;",
+             '    if (!nbytes) { nbytes = PyUnicode_InternFromString("nbytes"); '
+             'is_contiguous = PyUnicode_InternFromString("is_contiguous"); }',
+             "    PyObject* dense = PyObject_CallMethodNoArgs(o, is_contiguous);",
+             "    int ok = dense == Py_True; Py_XDECREF(dense);",
+             "    PyObject* size = ok ? PyObject_GetAttr(o, nbytes) : 0;",
+             "    long long n = size ? PyLong_AsLongLong(size) : -1; Py_XDECREF(size);",
+             "    PyErr_Clear();",
+             "    return n;",
+             "}",
              "static PyObject* tb_py_launch(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {",
              f'    if (nargs != {4 + count}) {{ PyErr_SetString(PyExc_TypeError, "launch takes {4 + count} arguments"); '
              "return NULL; }",
@@ -553,11 +571,12 @@ def python_entry(kernel: n.Kernel) -> list[str]:
             lines.append(f"    if (bad) return PyLong_FromLong(-{k + 1});")
         else:
             lines.append(f"    {c_type(p.dtype)} {p.name} = {PY_SCALARS[p.dtype].format(o=obj)};")
-    call_args = ", ".join(["grid[0]", "grid[1]", "grid[2]", "grid[3]"] + [p.name for p in kernel.params])
+    lines += disjoint_check(kernel)
+    call_args = ", ".join(["grid[0]", "grid[1]", "grid[2]", "grid[3]", "tb_disjoint"] + [p.name for p in kernel.params])
     lines += ["    if (PyErr_Occurred()) return NULL;",
               "    int status;",
               "    Py_BEGIN_ALLOW_THREADS",
-              f"    status = {kernel.name}_launch({call_args});",
+              f"    status = {kernel.name}_run({call_args});",
               "    Py_END_ALLOW_THREADS",
               "    return PyLong_FromLong(status);",
               "}",
@@ -570,6 +589,25 @@ def python_entry(kernel: n.Kernel) -> list[str]:
               "}",
               "#endif"]
     return lines
+
+
+def disjoint_check(kernel: n.Kernel) -> list[str]:
+    """For a kernel with a disjoint form: `tb_disjoint` = 1 when every pointer argument is None or a
+    contiguous CPU tensor (its memory: data_ptr() for nbytes) and no two of them overlap. A raw
+    address, or a strided view (whose reach nbytes does not give), keeps the general form, as does
+    the ctypes route (`_launch` passes 0)."""
+    if not kernel.disjoint_form:
+        return ["    int32_t tb_disjoint = 0;"]
+    pointers = [(k, p) for k, p in enumerate(kernel.params) if is_pointer(p.dtype)]
+    lines = [f"    const char *tb_lo[{len(pointers)}], *tb_hi[{len(pointers)}];",
+             "    int tb_ranges = 0, tb_known = 1;"]
+    for k, p in pointers:
+        lines.append(f"    if (args[{4 + k}] != Py_None) {{ long long e = tb_py_extent(args[{4 + k}]); if (e < 0) tb_known = 0; "
+                     f"else {{ tb_lo[tb_ranges] = (const char*){p.name}; tb_hi[tb_ranges++] = (const char*){p.name} + e; }} }}")
+    return lines + ["    int32_t tb_disjoint = tb_known;",
+                    "    for (int i = 0; i < tb_ranges && tb_disjoint; i++)",
+                    "        for (int j = i + 1; j < tb_ranges; j++)",
+                    "            if (tb_lo[i] < tb_hi[j] && tb_lo[j] < tb_hi[i]) { tb_disjoint = 0; break; }"]
 
 
 def render_kernel_text(src) -> str:

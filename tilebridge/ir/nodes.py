@@ -214,6 +214,7 @@ class Kernel:
     body: list
     program_ids: tuple = ()
     num_programs: tuple = ()
+    disjoint_form: bool = False  # the body branches on `tb_disjoint` (see frontends/triton/lower.py)
 
     def to_text(self) -> str:
         from tilebridge.ir.printer import print_kernel

@@ -6,16 +6,32 @@ generators, so a chain of them costs nothing until a consumer (a store, a reduct
 carry) evaluates it inside its own loop nest: that is the fusion. A value is *materialized* into a
 program-local buffer only when it is worth it or needed — used several times and not cheap, a load
 that a later side effect could reorder, the operand of a dot, a loop-carried tile.
+
+A store forces copies of the lazy values it could change. Which argument a pointer points into is
+tracked (`TVal.roots`), so `lower_module` also lowers the kernel for pointer arguments whose memory is
+disjoint, where a store copies only what was read through its own argument, and keeps that second form
+where it differs; the launcher's entry chooses between the two at each launch.
 """
 from __future__ import annotations
 
+import dataclasses
 import linecache
 import re
 
 from tilebridge.frontends.triton import optable
 from tilebridge.frontends.triton.lower_compute import ComputeLowering
 from tilebridge.frontends.triton.lower_control import ControlLowering
-from tilebridge.frontends.triton.tiles import EXPENSIVE_COST, I32, LoweringError, TVal, c0, derived, linear_index, parse_constant
+from tilebridge.frontends.triton.tiles import (
+    ANYWHERE,
+    EXPENSIVE_COST,
+    I32,
+    LoweringError,
+    TVal,
+    c0,
+    derived,
+    linear_index,
+    parse_constant,
+)
 from tilebridge.frontends.triton.ttir import Block, Module, Op, TType, parse_ttir
 from tilebridge.ir import nodes as n
 from tilebridge.ir.passes import optimize
@@ -25,9 +41,13 @@ from tilebridge.ir.types import is_float, is_pointer, pointee
 class Lowerer(ComputeLowering, ControlLowering):
     """Lowers one TTIR module; the op handlers are tabled in HANDLERS below."""
 
-    def __init__(self, module: Module, options=None) -> None:
+    def __init__(self, module: Module, options=None, disjoint: bool = False, prefix: str = "") -> None:
         self.module = module
         self.options = options
+        # Lower for pointer arguments whose memory does not overlap (`lower_module` keeps this form
+        # beside the general one): a store then keeps lazy the values read only through other arguments.
+        self.disjoint = disjoint
+        self.prefix = prefix
         self.buffers: list[n.Buffer] = []
         self.stmts: list = []
         self.counter = 0
@@ -46,7 +66,7 @@ class Lowerer(ComputeLowering, ControlLowering):
     def fresh(self, stem: str) -> str:
         self.counter += 1
         stem = re.sub(r"[^A-Za-z0-9_]", "_", stem)
-        return f"{'v' if not stem or stem[0].isdigit() else ''}{stem}_{self.counter}"
+        return f"{self.prefix}{'v' if not stem or stem[0].isdigit() else ''}{stem}_{self.counter}"
 
     def emit(self, stmt) -> None:
         self.stmts.append(stmt)
@@ -103,20 +123,40 @@ class Lowerer(ComputeLowering, ControlLowering):
         self.read_buffer(tv, buf)
         return tv
 
-    def flush(self, keep: frozenset = frozenset(), carried: frozenset = frozenset()) -> None:
+    def flush(self, keep: frozenset = frozenset(), carried: frozenset = frozenset(),
+              through: frozenset = frozenset()) -> None:
         """Evaluate every pending lazy load (before a side effect could change what it reads), and
         store every multi-use value left lazy that is still to be read (`rereads`).
 
         `keep`: loads the coming side effect reads itself, element by element. `carried`: values
-        and loads only a loop's carries read next, which write tile storage, never memory."""
+        and loads only a loop's carries read next, which write tile storage, never memory.
+        `through`: the pointer arguments a coming store writes into, where known; in the disjoint
+        form, values read only through other arguments stay lazy."""
+        untouched = []
         for tv in list(self.pending):
-            if tv not in keep and self.live(tv):  # a load whose readers were all evaluated is dead
+            if tv in keep or not self.live(tv):  # a load whose readers were all evaluated is dead
+                continue
+            if self.untouched(tv, through):
+                untouched.append(tv)
+            else:
                 self.materialize(tv, "ld")
-        self.pending = [p for p in self.pending if p in keep]
+        self.pending = [p for p in self.pending if p in keep] + untouched
         for tv in self.rereads:
-            if tv not in carried and not tv.materialized and self.live(tv):
+            if tv not in carried and not tv.materialized and self.needed(tv) and not self.untouched(tv, through):
                 self.materialize(tv, "rd")
-        self.rereads = [tv for tv in self.rereads if not tv.materialized and self.live(tv)]
+        self.rereads = [tv for tv in self.rereads if not tv.materialized and self.needed(tv)]
+
+    def needed(self, tv: TVal) -> bool:
+        """Whether a value not yet used up is built on the lazy value `tv` (so would read it again)."""
+        return any(self.remaining.get(name, 0) > 0 and not value.materialized and tv in value.loads
+                   for name, value in self.values.items())
+
+    def untouched(self, tv: TVal, through: frozenset) -> bool:
+        """In the disjoint form, whether a store through the arguments `through` leaves every load
+        of `tv` unchanged: each load reads through known arguments, none of them written."""
+        if not self.disjoint or not through or ANYWHERE <= through:
+            return False
+        return all(load.roots and not ANYWHERE <= load.roots and not load.roots & through for load in tv.loads)
 
     def live(self, tv: TVal) -> bool:
         """Whether a value not yet used up may still read what `tv` reads (conservative: any shared load)."""
@@ -154,7 +194,8 @@ class Lowerer(ComputeLowering, ControlLowering):
                 raise LoweringError(f"tensor-typed kernel argument {name}")
             var = n.Var("a_" + re.sub(r"[^A-Za-z0-9_]", "_", name[1:]), ty.elem)
             params.append(var)
-            env[name] = TVal(ty, lambda idx, v=var: v, materialized=True)
+            roots = frozenset([var.name]) if is_pointer(ty.elem) else frozenset()
+            env[name] = TVal(ty, lambda idx, v=var: v, materialized=True, roots=roots)
         self.lower_body(fn.body, env, [])
         return n.Kernel(fn.name, params, self.buffers, self.stmts, self.pids, self.nums)
 
@@ -242,7 +283,10 @@ class Lowerer(ComputeLowering, ControlLowering):
         if uses > 1 and tv.loads and tv.cost <= EXPENSIVE_COST and used_in_line(name, uses, following):
             # Cheap to read again, and nothing may write memory before its last use unless a flush
             # stores it first: each use reads the source again (from cache) instead of a pass that
-            # copies the tile into a buffer.
+            # copies the tile into a buffer. Counted among its own loads, so that every value built
+            # on it carries it (`needed`), reading through what its loads read.
+            tv.roots = frozenset().union(*(load.roots or ANYWHERE for load in tv.loads))
+            tv.loads = tv.loads | {tv}
             self.rereads.append(tv)
             return tv
         if uses > 1 and (tv.loads or tv.cost > EXPENSIVE_COST):
@@ -260,7 +304,7 @@ class Lowerer(ComputeLowering, ControlLowering):
     def op_binary(self, op: Op, args: list, env: dict) -> TVal:
         a, b = args
         ir_op, ty = optable.BINARY[op.name], op.results[0][1]
-        return derived(ty, lambda idx: n.Binary(ir_op, a.gen(idx), b.gen(idx), ty.elem), a, b)
+        return derived(ty, lambda idx: n.Binary(ir_op, a.gen(idx), b.gen(idx), ty.elem), a, b, cost=index_cost(a, b))
 
     def op_unary(self, op: Op, args: list, env: dict) -> TVal:
         (a,) = args
@@ -291,7 +335,7 @@ class Lowerer(ComputeLowering, ControlLowering):
         if ir_op is None:
             raise self.error(f"comparison predicate {pred!r}")
         ty = op.results[0][1]
-        return derived(ty, lambda idx: n.Binary(ir_op, a.gen(idx), b.gen(idx), "i1"), a, b)
+        return derived(ty, lambda idx: n.Binary(ir_op, a.gen(idx), b.gen(idx), "i1"), a, b, cost=index_cost(a, b))
 
     def op_select(self, op: Op, args: list, env: dict) -> TVal:
         c, a, b = args
@@ -497,6 +541,7 @@ class Lowerer(ComputeLowering, ControlLowering):
         sources = [s for s in (ptr, mask, other) if s is not None]
         tv = derived(ty, gen, *sources, cost=1)
         tv.loads = tv.loads | {tv}
+        tv.roots = ANYWHERE if is_pointer(elem) or not ptr.roots else ptr.roots  # a loaded pointer may point anywhere
         if ty.shape:
             self.pending.append(tv)
         return tv
@@ -505,7 +550,7 @@ class Lowerer(ComputeLowering, ControlLowering):
         ptr, value = args[0], args[1]
         mask = args[2] if len(args) > 2 else None
         keep = frozenset().union(*(a.loads for a in args))
-        self.flush(keep)
+        self.flush(keep, through=ptr.roots)
         store_type = pointee(ptr.dtype)
 
         def body(idx):
@@ -589,6 +634,14 @@ class Lowerer(ComputeLowering, ControlLowering):
         return None
 
 
+def index_cost(*operands: TVal) -> int:
+    """What an integer operation adds to a value's cost: nothing on indices computed from ranges,
+    program ids and scalars (offsets, masks such as `cols < n`), which the C compiler folds into
+    addresses and the mask pass into loop bounds, so a load or an elementwise value built on them
+    stays cheap enough to read again; one on anything else (floats, values read from memory)."""
+    return 0 if not any(is_float(o.dtype) or o.loads for o in operands) else 1
+
+
 def used_in_line(name: str, uses: int, following: list) -> bool:
     """Whether all `uses` of `name` are operands of the ops that follow it in its block (not of a
     nested region's ops, not of the terminator: a value carried out of the block is stored anyway)."""
@@ -639,9 +692,21 @@ class KernelText(str):
     kernel: n.Kernel
 
 
+DISJOINT = n.Var("tb_disjoint", I32)  # set by the launcher's entry when the pointer arguments' memory is disjoint
+
+
 def lower_module(text: str, options=None) -> KernelText:
-    module = parse_ttir(text)
-    kernel = optimize(Lowerer(module, options).lower_kernel())
+    """The kernel's loop IR. Where a store forces copies of values it could overwrite (an output that
+    might overlap an input at an offset), a second form assumes the pointer arguments' memory disjoint
+    and keeps those values lazy (read again where used, no copy pass); the launcher's entry picks it
+    when the arguments it was given are disjoint (`tb_disjoint`)."""
+    kernel = optimize(Lowerer(parse_ttir(text), options).lower_kernel())
+    disjoint = optimize(Lowerer(parse_ttir(text), options, disjoint=True).lower_kernel())
+    if disjoint.to_text() != kernel.to_text():
+        disjoint = optimize(Lowerer(parse_ttir(text), options, disjoint=True, prefix="d_").lower_kernel())
+        kernel = dataclasses.replace(
+            kernel, buffers=kernel.buffers + disjoint.buffers, disjoint_form=True,
+            body=[n.If(n.Binary("ne", DISJOINT, c0(), "i1"), disjoint.body, kernel.body)])
     out = KernelText(kernel.to_text())
     out.kernel = kernel
     return out

@@ -126,14 +126,20 @@ class ControlLowering:
         given = self.if_storages.pop(id(op), {})
         storages = [given.get(j) or self.storage_for(ty, "ifv") for j, (_, ty) in enumerate(op.results)]
         branches = []
+        outer_rereads = set(self.rereads)
         for region in op.regions:
             outer_stmts, body = self.stmts, []
             self.stmts = body
             inner = dict(env)
             term = self.lower_block(region, inner)
-            self.flush()
-            if term is not None and storages:
-                self.write_all(storages, [inner[name] for name in term.operands])
+            yielded = [inner[name] for name in term.operands] if term is not None and storages else []
+            # As at a loop's yield: writing the results' storage changes tiles, never memory, so what
+            # the results read stays lazy until they are written.
+            carried = frozenset(yielded).union(*(v.loads for v in yielded))
+            self.flush(carried, carried)
+            self.write_all(storages, yielded)
+            self.consumed(*yielded)
+            self.rereads = [tv for tv in self.rereads if tv in outer_rereads]  # the branch's lazy values end here
             self.stmts = outer_stmts
             branches.append(body)
         self.emit(n.If(cond, branches[0], branches[1] if len(branches) > 1 else []))

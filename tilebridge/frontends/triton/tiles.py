@@ -8,7 +8,7 @@ import struct
 
 from tilebridge.frontends.triton.ttir import TType
 from tilebridge.ir import nodes as n
-from tilebridge.ir.types import BITS, is_float
+from tilebridge.ir.types import BITS, is_float, is_pointer
 
 I32 = "i32"
 EXPENSIVE_COST = 6  # a multi-use value costlier than this is computed once into a buffer
@@ -22,12 +22,15 @@ class LoweringError(NotImplementedError):
 
 class TVal:
     """A TTIR value during lowering: its type and a generator of its element at an index."""
-    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized", "buffer", "transpose_of", "fill")
+    __slots__ = ("type", "gen", "cost", "loads", "reads", "materialized", "buffer", "transpose_of", "fill", "roots")
 
     def __init__(self, type_: TType, gen, cost: int = 0, loads: frozenset = frozenset(),
-                 reads: frozenset = frozenset(), materialized: bool = False) -> None:
+                 reads: frozenset = frozenset(), materialized: bool = False, roots: frozenset = frozenset()) -> None:
         self.type, self.gen, self.cost, self.loads, self.reads = type_, gen, cost, loads, reads
         self.materialized = materialized
+        # Of a pointer: the kernel's pointer arguments it may point into (ANYWHERE, or none: unknown);
+        # of a load: those it reads through.
+        self.roots = roots
         self.buffer: n.Buffer | None = None  # the whole-tile buffer holding the value, once there is one
         self.transpose_of: tuple | None = None  # (source, order) when the value is a permutation of another
         self.fill: n.Buffer | None = None  # the buffer its consumer (a reduction) fills as it reads the value
@@ -59,9 +62,14 @@ def linear_index(idx: tuple, shape: tuple) -> n.Expr:
     return expr if expr is not None else c0()
 
 
+ANYWHERE = frozenset({"*"})  # the roots of a pointer of unknown origin (loaded, cast from an integer, carried)
+
+
 def derived(type_: TType, gen, *sources: TVal, cost: int = 1) -> TVal:
+    roots = frozenset().union(*(s.roots or ANYWHERE for s in sources if is_pointer(s.dtype)))
     return TVal(type_, gen, cost + sum(s.cost for s in sources),
-                frozenset().union(*(s.loads for s in sources)), frozenset().union(*(s.reads for s in sources)))
+                frozenset().union(*(s.loads for s in sources)), frozenset().union(*(s.reads for s in sources)),
+                roots=roots)
 
 
 def parse_constant(text: str, elem: str):
