@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from tilebridge.bench.kernels import cross_entropy_kernel
 from tilebridge.codegen import prefetch
 from tilebridge.ir import nodes as n
 
@@ -25,22 +27,6 @@ def two_pass_kernel(x_ptr, out_ptr, n_cols, OP: tl.constexpr, BLOCK: tl.constexp
         tl.store(out_ptr + row * n_cols + cols, e / tl.sum(e, axis=0), mask=cols < n_cols)
     else:  # "shift": the second pass re-reads x but only subtracts
         tl.store(out_ptr + row * n_cols + cols, x - peak, mask=cols < n_cols)
-
-
-@triton.jit
-def blocked_logsumexp_kernel(x_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
-    """A row folded in blocks: per block a max pass, then an exp pass over the same block."""
-    row = tl.program_id(0).to(tl.int64)
-    base = x_ptr + row * n_cols
-    running_max = -float("inf")
-    total = 0.0
-    for start in range(0, n_cols, BLOCK):
-        cols = start + tl.arange(0, BLOCK)
-        x = tl.load(base + cols, mask=cols < n_cols, other=-float("inf"))
-        new_max = tl.maximum(running_max, tl.max(x, axis=0))
-        total = total * tl.exp(running_max - new_max) + tl.sum(tl.exp(x - new_max), axis=0)
-        running_max = new_max
-    tl.store(out_ptr + row, tl.log(total) + running_max)
 
 
 @triton.jit
@@ -70,10 +56,13 @@ def test_row_passes(op: str, block: int, cols: int, prefetches: bool) -> None:
 
 @pytest.mark.parametrize("block, cols, prefetches", [(2048, 5000, True), (512, 5000, False)])
 def test_blocked_reduction_prefetches_the_next_block(block: int, cols: int, prefetches: bool) -> None:
-    x = _rows(19, cols)
-    out = torch.empty(19)
-    compiled = blocked_logsumexp_kernel[(19,)](x, out, cols, BLOCK=block)
-    torch.testing.assert_close(out, torch.logsumexp(x.double(), 1).float(), rtol=1e-5, atol=1e-5)
+    # the benchmark's cross-entropy: per block of classes a max pass, then an exp pass over the same block
+    logits = _rows(19, cols)
+    target = torch.randint(0, cols, (19,), generator=torch.Generator().manual_seed(block))
+    loss = torch.empty(19)
+    compiled = cross_entropy_kernel[(19,)](logits, target, loss, cols, BLOCK=block)
+    expected = F.cross_entropy(logits.double(), target, reduction="none").float()
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
     source = compiled.asm["c"]
     assert ("tb_prefetch(" in source) == prefetches
     if prefetches:  # one block of fp32 ahead
