@@ -520,7 +520,9 @@ def python_entry(kernel: n.Kernel) -> list[str]:
     count = len(kernel.params)
     lines = ["", "#ifdef TB_PYTHON", "#define PY_SSIZE_T_CLEAN", "#include <Python.h>",
              "static int tb_huge_pages = 1;  /* TILEBRIDGE_HUGEPAGES=0 clears it at import */",
-             "static void* tb_py_pointer(PyObject* o, int* bad) {",
+             "/* `extent`, where asked: the bytes of a contiguous tensor from data_ptr(), 0 for None, else -1 */",
+             "static void* tb_py_pointer(PyObject* o, int* bad, long long* extent) {",
+             "    if (extent) *extent = o == Py_None ? 0 : -1;",
              "    if (o == Py_None) return 0;",
              "    if (PyLong_Check(o)) return PyLong_AsVoidPtr(o);",
              "    static PyObject *is_cpu = 0, *data_ptr = 0, *nbytes = 0, *is_contiguous = 0;",
@@ -534,29 +536,19 @@ def python_entry(kernel: n.Kernel) -> list[str]:
              "    PyObject* address = PyObject_CallMethodNoArgs(o, data_ptr);",
              "    if (!address) { PyErr_Clear(); *bad = 1; return 0; }",
              "    void* p = PyLong_AsVoidPtr(address); Py_DECREF(address);",
-             "    if (tb_huge_pages) {",
+             "    if (tb_huge_pages || extent) {",
              "        PyObject* size = PyObject_GetAttr(o, nbytes);",
-             "        long long n = size ? PyLong_AsLongLong(size) : 0; Py_XDECREF(size);",
-             "        if (n >= TB_HUGE_MIN_BYTES) {",
+             "        long long n = size ? PyLong_AsLongLong(size) : -1; Py_XDECREF(size);",
+             "        int huge = tb_huge_pages && n >= TB_HUGE_MIN_BYTES;",
+             "        if (n >= 0 && (huge || extent)) {",
              "            PyObject* dense = PyObject_CallMethodNoArgs(o, is_contiguous);",
-             "            if (dense == Py_True) tb_advise_huge(p, n);",
+             "            if (dense == Py_True && huge) tb_advise_huge(p, n);",
+             "            if (dense == Py_True && extent) *extent = n;",
              "            Py_XDECREF(dense);",
              "        }",
              "        PyErr_Clear();",
              "    }",
              "    return p;",
-             "}",
-             "static long long tb_py_extent(PyObject* o) {  /* bytes of a contiguous tensor from data_ptr(), or -1 */",
-             "    if (PyLong_Check(o)) return -1;",
-             "    static PyObject *nbytes = 0, *is_contiguous = 0;",
-             '    if (!nbytes) { nbytes = PyUnicode_InternFromString("nbytes"); '
-             'is_contiguous = PyUnicode_InternFromString("is_contiguous"); }',
-             "    PyObject* dense = PyObject_CallMethodNoArgs(o, is_contiguous);",
-             "    int ok = dense == Py_True; Py_XDECREF(dense);",
-             "    PyObject* size = ok ? PyObject_GetAttr(o, nbytes) : 0;",
-             "    long long n = size ? PyLong_AsLongLong(size) : -1; Py_XDECREF(size);",
-             "    PyErr_Clear();",
-             "    return n;",
              "}",
              "static PyObject* tb_py_launch(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {",
              f'    if (nargs != {4 + count}) {{ PyErr_SetString(PyExc_TypeError, "launch takes {4 + count} arguments"); '
@@ -567,7 +559,10 @@ def python_entry(kernel: n.Kernel) -> list[str]:
     for k, p in enumerate(kernel.params):
         obj = f"args[{4 + k}]"
         if is_pointer(p.dtype):
-            lines.append(f"    {c_type(p.dtype)} {p.name} = ({c_type(p.dtype)})tb_py_pointer({obj}, &bad);")
+            extent = f"&tb_extent_{k}" if kernel.disjoint_form else "0"
+            if kernel.disjoint_form:
+                lines.append(f"    long long tb_extent_{k};")
+            lines.append(f"    {c_type(p.dtype)} {p.name} = ({c_type(p.dtype)})tb_py_pointer({obj}, &bad, {extent});")
             lines.append(f"    if (bad) return PyLong_FromLong(-{k + 1});")
         else:
             lines.append(f"    {c_type(p.dtype)} {p.name} = {PY_SCALARS[p.dtype].format(o=obj)};")
@@ -593,21 +588,20 @@ def python_entry(kernel: n.Kernel) -> list[str]:
 
 def disjoint_check(kernel: n.Kernel) -> list[str]:
     """For a kernel with a disjoint form: `tb_disjoint` = 1 when every pointer argument is None or a
-    contiguous CPU tensor (its memory: data_ptr() for nbytes) and no two of them overlap. A raw
-    address, or a strided view (whose reach nbytes does not give), keeps the general form, as does
-    the ctypes route (`_launch` passes 0)."""
+    contiguous CPU tensor (its memory: data_ptr() for nbytes, as `tb_py_pointer` measured it) and no
+    two of them overlap. A raw address, or a strided view (whose reach nbytes does not give), keeps the
+    general form, as does the ctypes route (`_launch` passes 0)."""
     if not kernel.disjoint_form:
         return ["    int32_t tb_disjoint = 0;"]
     pointers = [(k, p) for k, p in enumerate(kernel.params) if is_pointer(p.dtype)]
-    lines = [f"    const char *tb_lo[{len(pointers)}], *tb_hi[{len(pointers)}];",
-             "    int tb_ranges = 0, tb_known = 1;"]
-    for k, p in pointers:
-        lines.append(f"    if (args[{4 + k}] != Py_None) {{ long long e = tb_py_extent(args[{4 + k}]); if (e < 0) tb_known = 0; "
-                     f"else {{ tb_lo[tb_ranges] = (const char*){p.name}; tb_hi[tb_ranges++] = (const char*){p.name} + e; }} }}")
-    return lines + ["    int32_t tb_disjoint = tb_known;",
-                    "    for (int i = 0; i < tb_ranges && tb_disjoint; i++)",
-                    "        for (int j = i + 1; j < tb_ranges; j++)",
-                    "            if (tb_lo[i] < tb_hi[j] && tb_lo[j] < tb_hi[i]) { tb_disjoint = 0; break; }"]
+    return [f"    uintptr_t tb_lo[{len(pointers)}] = {{{', '.join(f'(uintptr_t){p.name}' for _, p in pointers)}}};",
+            f"    long long tb_len[{len(pointers)}] = {{{', '.join(f'tb_extent_{k}' for k, _ in pointers)}}};",
+            "    int32_t tb_disjoint = 1;",
+            f"    for (int i = 0; i < {len(pointers)}; i++) {{",
+            "        if (tb_len[i] < 0) tb_disjoint = 0;",
+            "        for (int j = 0; j < i; j++)",
+            "            if (tb_lo[i] < tb_lo[j] + tb_len[j] && tb_lo[j] < tb_lo[i] + tb_len[i]) tb_disjoint = 0;",
+            "    }"]
 
 
 def render_kernel_text(src) -> str:
