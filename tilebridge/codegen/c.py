@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tilebridge.codegen import prefetch, vmath
+from tilebridge.codegen import prefetch
 from tilebridge.codegen.width import width_pragma
 from tilebridge.ir import nodes as n
 from tilebridge.ir.passes import contiguous_store, substitute
@@ -92,8 +92,6 @@ def const_text(value, dtype: str) -> str:
 class CRenderer:
     def __init__(self) -> None:
         self.planned: dict = {}  # stream base -> bytes ahead, for the loops being rendered (see `block`)
-        self.vector_forms = False  # whether the kernel's vectorized loops call exp's vector form (`vmath`)
-        self.vectorized = False  # rendering the body of a vectorized loop
 
     def expr(self, e) -> str:
         return getattr(self, "expr_" + type(e).__name__)(e)
@@ -135,7 +133,6 @@ class CRenderer:
             f32, f64 = MATH[e.op]
             if a.dtype == "f64":
                 return f"{f64}({self.expr(a)})"
-            f32 = vmath.VECTOR_FORMS.get(f32, f32) if self.vector_forms and self.vectorized else f32
             return self.narrow(f"{f32}({self.as_float(a)})", e.dtype)
         raise NotImplementedError(f"unary operation {e.op!r} has no C form")
 
@@ -311,14 +308,7 @@ class CRenderer:
         head = (f"{pad}for ({c_type(v.dtype)} {v.name} = {self.expr(s.start)}; {v.name} < {self.expr(s.stop)}; "
                 f"{v.name} += {self.expr(s.step)}) {{")
         pragma = [f"{pad}#pragma omp simd"] if s.vectorize else []
-        return pragma + [head] + self.vector_body(s.body, depth + 1, s.vectorize) + [f"{pad}}}"]
-
-    def vector_body(self, body: list, depth: int, vectorized: bool) -> list[str]:
-        """The body of a loop, vectorized (its exps may call the vector functions: `vmath`) or not."""
-        outer, self.vectorized = self.vectorized, self.vectorized or vectorized
-        lines = self.block(body, depth)
-        self.vectorized = outer
-        return lines
+        return pragma + [head] + self.block(s.body, depth + 1) + [f"{pad}}}"]
 
     def prefetches(self, found: list[tuple[n.MemRead, int]], elements: int, pad: str) -> list[str]:
         """Prefetches of the lines `elements` elements of each stream from its current index cross, ahead."""
@@ -374,7 +364,7 @@ class CRenderer:
                    f"{inner}    {vt} tb_first = {v.name};",
                    f"{inner}    #pragma omp simd",
                    f"{inner}    for ({vt} {v.name} = tb_first; {v.name} < tb_first + {per_line}; {v.name}++) {{"]
-                + self.vector_body(line_body, depth + 4, True)
+                + self.block(line_body, depth + 4)
                 + [f"{inner}    }}",
                    f"{inner}    tb_stream_line({pointer}, tb_line);",
                    f"{inner}}}"]
@@ -460,7 +450,6 @@ def arena_layout(kernel: n.Kernel) -> tuple[list[int | None], int]:
 
 def render_kernel(kernel: n.Kernel) -> str:
     r = CRenderer()
-    r.vector_forms = vmath.calls_vector_forms(kernel.body)
     params = [f"{c_type(p.dtype)} {p.name}" for p in kernel.params]
     grid = ["int32_t tb_pid_x", "int32_t tb_pid_y", "int32_t tb_pid_z",
             "int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z", "int32_t tb_disjoint"]
