@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <math.h>
 #include <omp.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>  /* _mm_sfence on every x86; the AVX-512 paths below check __AVX512F__ */
 #endif
 #include <sys/mman.h>
 
@@ -123,11 +123,16 @@ static inline int32_t tb_brev32(int32_t a) { uint32_t x = (uint32_t)a, r = 0; fo
 #define TB_LN2 0.693147180559945309f
 #define TB_EXP_FLUSH -87.33654022216797f    /* the least float x with exp(x) >= 2^-126, -126 ln2 rounded up */
 #define TB_EXP_OVERFLOW 88.72283935546875f  /* the least float x with exp(x) > FLT_MAX, 128 ln2 rounded up */
-static inline float tb_exp_poly(float r) {  /* fused steps written out: the same bits in every loop */
-    float p = __builtin_fmaf(1.383679394e-3f, r, 8.374857074e-3f);
-    p = __builtin_fmaf(p, r, 4.166822868e-2f); p = __builtin_fmaf(p, r, 1.666641968e-1f);
-    p = __builtin_fmaf(p, r, 4.999999206e-1f); p = __builtin_fmaf(p, r, 1.000000036e+0f);
-    return __builtin_fmaf(p, r, 1.0f);
+#ifdef __FP_FAST_FMAF  /* fused steps written out where the ISA has them (the same bits in every loop) */
+#define TB_FMAF(a, b, c) __builtin_fmaf(a, b, c)
+#else  /* a libm fmaf call per lane would be slower than the rounding it saves */
+#define TB_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+static inline float tb_exp_poly(float r) {
+    float p = TB_FMAF(1.383679394e-3f, r, 8.374857074e-3f);
+    p = TB_FMAF(p, r, 4.166822868e-2f); p = TB_FMAF(p, r, 1.666641968e-1f);
+    p = TB_FMAF(p, r, 4.999999206e-1f); p = TB_FMAF(p, r, 1.000000036e+0f);
+    return TB_FMAF(p, r, 1.0f);
 }
 /* p * 2^n given TB_EXP_SHIFT + n: the shift leaves n's low 9 bits in the exponent field (the
    constant's own bits shift out) */
@@ -135,9 +140,9 @@ static inline float tb_exp_scaled(float shifted_n, float p) {
     return TB_BITCAST(float, TB_BITCAST(uint32_t, p) + (TB_BITCAST(uint32_t, shifted_n) << 23));
 }
 static inline float tb_expf(float x) {
-    float shifted_n = __builtin_fmaf(x, TB_LOG2E, TB_EXP_SHIFT);
+    float shifted_n = TB_FMAF(x, TB_LOG2E, TB_EXP_SHIFT);
     float n = shifted_n - TB_EXP_SHIFT;
-    float r = __builtin_fmaf(-n, TB_LN2_LO, __builtin_fmaf(-n, TB_LN2_HI, x));
+    float r = TB_FMAF(-n, TB_LN2_LO, TB_FMAF(-n, TB_LN2_HI, x));
     float y = tb_exp_scaled(shifted_n, tb_exp_poly(r));
     y = x < TB_EXP_FLUSH ? 0.0f : y;
     return !(x < TB_EXP_OVERFLOW) ? x * INFINITY : y;
