@@ -700,10 +700,11 @@ def lower_module(text: str, options=None) -> KernelText:
     might overlap an input at an offset), a second form assumes the pointer arguments' memory disjoint
     and keeps those values lazy (read again where used, no copy pass); the launcher's entry picks it
     when the arguments it was given are disjoint (`tb_disjoint`)."""
-    kernel = optimize(Lowerer(parse_ttir(text), options).lower_kernel())
-    disjoint = optimize(Lowerer(parse_ttir(text), options, disjoint=True).lower_kernel())
+    module = parse_ttir(text)  # read-only to the lowering: each form's state lives on its Lowerer
+    kernel = optimize(Lowerer(module, options).lower_kernel())
+    disjoint = optimize(Lowerer(module, options, disjoint=True).lower_kernel())
     if disjoint.to_text() != kernel.to_text():
-        disjoint = optimize(Lowerer(parse_ttir(text), options, disjoint=True, prefix="d_").lower_kernel())
+        disjoint = optimize(Lowerer(module, options, disjoint=True, prefix="d_").lower_kernel())
         kernel = dataclasses.replace(
             kernel, buffers=kernel.buffers + disjoint.buffers, disjoint_form=True,
             body=[n.If(n.Binary("ne", DISJOINT, c0(), "i1"), disjoint.body, kernel.body)])
