@@ -45,6 +45,8 @@ INT_HELPERS = {"div", "rem", "divu", "remu", "shl", "shr", "shru", "mulhi", "mul
 INT_MINMAX = {"max": "({a} > {b} ? {a} : {b})", "min": "({a} < {b} ? {a} : {b})"}
 FLOAT_BINARY = {  # (f32 template, f64 template)
     "fmax": ("tb_fmaxf({a}, {b})", "tb_fmax({a}, {b})"), "fmin": ("tb_fminf({a}, {b})", "tb_fmin({a}, {b})"),
+    "fmax_acc": ("tb_fmaxf_acc({a}, {b})", "tb_fmax_acc({a}, {b})"),  # {a}: an accumulator never NaN
+    "fmin_acc": ("tb_fminf_acc({a}, {b})", "tb_fmin_acc({a}, {b})"),
     "fmaximum": ("tb_maximumf({a}, {b})", "tb_maximum({a}, {b})"),
     "fminimum": ("tb_minimumf({a}, {b})", "tb_minimum({a}, {b})"),
     "frem": ("fmodf({a}, {b})", "fmod({a}, {b})"), "pow": ("powf({a}, {b})", "pow({a}, {b})"),

@@ -161,6 +161,13 @@ static inline float tb_fmaxf(float a, float b) { return (a > b || b != b) ? a : 
 static inline float tb_fminf(float a, float b) { return (a < b || b != b) ? a : b; }
 static inline double tb_fmax(double a, double b) { return (a > b || b != b) ? a : b; }
 static inline double tb_fmin(double a, double b) { return (a < b || b != b) ? a : b; }
+/* maxNum/minNum onto an accumulator that is never NaN (a max/min reduction's lanes, started from the
+ * identity): one ordered compare-select, which gcc emits as one vmaxps/vminps (x86's max and min return
+ * their second operand when unordered, so a NaN x leaves the accumulator), not maxNum's four operations */
+static inline float tb_fmaxf_acc(float acc, float x) { return x > acc ? x : acc; }
+static inline float tb_fminf_acc(float acc, float x) { return x < acc ? x : acc; }
+static inline double tb_fmax_acc(double acc, double x) { return x > acc ? x : acc; }
+static inline double tb_fmin_acc(double acc, double x) { return x < acc ? x : acc; }
 
 /* Fold 16 partial lanes of a row reduction into lanes[0] in registers, pairing lane i with i + 8, then
    i + 4, i + 2, i + 1: the same tree the generic halving steps build through memory, so sums come out

@@ -25,7 +25,8 @@ PRAGMA = f'#pragma GCC target("prefer-vector-width={STREAMING_BITS}")'
 # bit operations each); every other float unary or binary operation, and every call but fma, computes.
 CHEAP_FLOAT_UNARY = frozenset({"neg", "abs", "floor", "ceil", "trunc", "round", "rint", "nearbyint",
                                "isnan", "isinf", "isfinite", "signbit"})
-CHEAP_FLOAT_BINARY = frozenset({"add", "sub", "mul", "fmax", "fmin", "fmaximum", "fminimum", "copysign", "fdim",
+CHEAP_FLOAT_BINARY = frozenset({"add", "sub", "mul", "fmax", "fmin", "fmax_acc", "fmin_acc", "fmaximum", "fminimum",
+                                "copysign", "fdim",
                                 "lt", "le", "gt", "ge", "eq", "ne", "one", "ord", "uno", "ueq", "ugt", "uge",
                                 "ult", "ule", "false", "true"})
 CHEAP_CALLS = frozenset({"fma"})

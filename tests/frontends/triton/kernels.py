@@ -226,6 +226,17 @@ def row_extremes_kernel(X, Max, Min, Sum, n_cols, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def tile_row_extremes_kernel(X, Max, Min, n_rows, n_cols, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """Max and min along the rows of a 2-D tile (masked lanes read NaN), in the tile's own dtype."""
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    cols = tl.arange(0, BLOCK)
+    inside = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    x = tl.load(X + rows[:, None] * n_cols + cols[None, :], mask=inside, other=float("nan"))
+    tl.store(Max + rows, tl.max(x, axis=1), mask=rows < n_rows)
+    tl.store(Min + rows, tl.min(x, axis=1), mask=rows < n_rows)
+
+
+@triton.jit
 def accumulate_then_overwrite_kernel(P, Out, n, steps, BLOCK: tl.constexpr):
     """A carried tile reads a load whose memory the same iteration then overwrites."""
     cols = tl.arange(0, BLOCK)

@@ -188,6 +188,43 @@ def test_row_max_min_ignore_nan_and_sum(n_cols: int, block: int) -> None:
     torch.testing.assert_close(outs[2], x.double().sum(1).float(), equal_nan=True, rtol=1e-5, atol=1e-4)
 
 
+def _nan_ignoring(x: torch.Tensor, largest: bool) -> torch.Tensor:
+    """maxNum/minNum over rows: NaNs lose to any number; a row of NaNs alone gives NaN."""
+    filler = float("-inf") if largest else float("inf")
+    kept = torch.where(x.isnan(), filler, x)
+    folded = kept.amax(1) if largest else kept.amin(1)
+    return torch.where(x.isnan().all(1), float("nan"), folded)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_cols,block", [(1000, 1024), (256, 256), (50, 64), (33, 64)])
+def test_tile_max_min_rows_at_the_identity(dtype: torch.dtype, n_cols: int, block: int) -> None:
+    """Rows whose NaN-ignoring max or min is the identity (+-inf) or NaN: the lanes of a max/min reduction
+    start from the identity and skip NaNs, so a row ending there must be told apart from a row of NaNs."""
+    g = torch.Generator().manual_seed(n_cols + block)
+    x = (torch.randn(11, n_cols, generator=g) * 3).to(dtype)
+    nan, inf = float("nan"), float("inf")
+    x[1] = nan
+    x[2] = nan
+    x[2, n_cols // 3] = -inf          # NaNs and one -inf: max and min -inf, not NaN
+    x[3] = nan
+    x[3, -1] = inf                    # NaNs and one +inf, in the last column
+    x[4] = -inf
+    x[5] = inf
+    x[6] = nan
+    x[6, 0] = 2.5                     # one number among NaNs, in the first lane
+    x[7, ::2] = nan                   # every other element NaN
+    x[8, 1::7] = -inf
+    x[9] = -inf
+    x[9, -1] = nan                    # -inf and a NaN at the end
+    x[10, :] = torch.linspace(-5, 5, n_cols, dtype=dtype)
+    outs = [torch.full((11,), 7.0, dtype=dtype) for _ in range(2)]
+    K.tile_row_extremes_kernel[(cdiv(11, 4),)](x, *outs, 11, n_cols, ROWS=4, BLOCK=block)
+    # masked lanes read NaN, so they drop out as well
+    torch.testing.assert_close(outs[0], _nan_ignoring(x, True), equal_nan=True, rtol=0, atol=0)
+    torch.testing.assert_close(outs[1], _nan_ignoring(x, False), equal_nan=True, rtol=0, atol=0)
+
+
 def test_libdevice_functions() -> None:
     n = 1000
     x = torch.rand(n) * 1.8 - 0.9

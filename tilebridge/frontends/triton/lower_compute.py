@@ -17,6 +17,12 @@ from tilebridge.frontends.triton.ttir import Block, Op, TType
 from tilebridge.ir import nodes as n
 from tilebridge.ir.types import is_float
 
+# Single-op max/min reductions of one float tile: their lanes start from the op's identity and take each
+# element with an ordered compare-select (one vmaxps/vminps a vector, not maxNum's four operations). A lane
+# then never holds NaN, which is all the select needs to be maxNum exactly, except for a row of NaNs
+# alone: it would end at the identity rather than at NaN, so a row ending there is folded again exactly.
+ORDERED_REDUCTIONS = {"arith.maxnumf": ("fmax_acc", float("-inf")), "arith.minnumf": ("fmin_acc", float("inf"))}
+
 
 def single_combine(region: Block) -> str | None:
     """The op of a combine region that applies one binary op to its two arguments, else None."""
@@ -64,6 +70,7 @@ class ComputeLowering:
             if a.cost > EXPENSIVE_COST and R > 1 and inner_shape:
                 self.materialize(a)
         filled = [a for a in args if a.fill is not None]
+        plain = list(args)  # generators that only compute: a second, exact fold must not store the tile again
         args = [self.filling(a) if a.fill is not None else a for a in args]
 
         def full(o_idx, r, i_idx):
@@ -81,13 +88,14 @@ class ComputeLowering:
             # 64 lanes (four vector chains) pay off from 256 elements on; shorter rows fold into 16
             lanes = next((n_lanes for n_lanes, least in ((REDUCE_LANES, 4), (VECTOR_LANES, 2)) if R >= least * n_lanes), 0)
             partials = [self.new_buffer(d, lanes, "lanes") for d in dtypes] if lanes else []
+            ordered = ORDERED_REDUCTIONS.get(single_combine(region)) if lanes and dtypes in (["f32"], ["f64"]) else None
 
             def body(o_idx):
                 at = lambda r: full(o_idx, r, zeros)  # noqa: E731
                 accs = [n.Var(self.fresh("acc"), d) for d in dtypes]
                 start = c0(1)
                 if lanes:
-                    self.reduce_lanes(region, env, args, partials, at, R)
+                    self.reduce_lanes(region, env, args, partials, at, R, ordered)
                     start = c0(R - R % lanes)
                     for acc, p in zip(accs, partials):
                         self.emit(n.Declare(acc, n.BufRead(p, c0())))
@@ -95,6 +103,8 @@ class ComputeLowering:
                     for acc, a in zip(accs, args):
                         self.emit(n.Declare(acc, a.gen(at(c0()))))
                 self.fold(region, env, accs, lambda r: [a.gen(at(r)) for a in args], start, R)
+                if ordered:
+                    self.refold_if_identity(region, env, accs[0], ordered[1], lambda r: [a.gen(at(r)) for a in plain], R)
                 for o, acc in zip(outs, accs):
                     if isinstance(o, n.Var):
                         self.emit(n.Assign(o, acc))
@@ -164,20 +174,39 @@ class ComputeLowering:
         self.stmts = outer_stmts
         self.emit(n.For(r, start, c0(stop), c0(1), loop_body))
 
-    def reduce_lanes(self, region: Block, env: dict, args: list, partials: list, at, R: int) -> None:
+    def refold_if_identity(self, region: Block, env: dict, acc: n.Var, identity: float, values, R: int) -> None:
+        """After an ordered max/min fold (ORDERED_REDUCTIONS): if the row folded to the identity, fold it
+        again with the exact combine, which gives NaN where every element is NaN. Rare, so it may be slow."""
+        outer_stmts, branch = self.stmts, []
+        self.stmts = branch
+        self.emit(n.Assign(acc, values(c0())[0]))
+        self.fold(region, env, [acc], values, 1, R)
+        self.stmts = outer_stmts
+        self.emit(n.If(n.Binary("eq", acc, n.Const(identity, acc.dtype), "i1"), branch))
+
+    def reduce_lanes(self, region: Block, env: dict, args: list, partials: list, at, R: int,
+                     ordered: tuple[str, float] | None = None) -> None:
         """Fold a row into REDUCE_LANES partial results, lane j taking elements j, j+L, j+2L, ...
 
         Every step is elementwise over the lanes, so the C compiler vectorizes any combine region
         (NaN-aware max, argmax with its index tie-break, ...) without reassociating anything itself.
         Triton's reductions assume an associative, commutative combine; this grouping relies on it.
+        `ordered` (an ORDERED_REDUCTIONS entry) starts the lanes from its identity and combines with its op.
         """
         lanes = len(partials) and partials[0].size
-        self.loop_nest((lanes,), lambda j: [self.emit(n.BufWrite(p, j[0], a.gen(at(j[0])))) for p, a in zip(partials, args)])
+        if ordered:
+            op, identity = ordered
+            p, dtype = partials[0], partials[0].dtype
+            start = lambda j: [n.BufWrite(p, j[0], n.Binary(op, n.Const(identity, dtype), args[0].gen(at(j[0])), dtype))]  # noqa: E731
+            step = lambda j, value: self.emit(n.BufWrite(p, j[0], n.Binary(op, n.BufRead(p, j[0]), value, dtype)))  # noqa: E731
+        else:
+            start = lambda j: [n.BufWrite(p, j[0], a.gen(at(j[0]))) for p, a in zip(partials, args)]  # noqa: E731
+            step = lambda j, *values: self.combine_into(region, env, partials, j[0], list(values))  # noqa: E731
+        self.loop_nest((lanes,), lambda j: [self.emit(s) for s in start(j)])
         r0 = n.Var(self.fresh("r0"), I32)
         outer_stmts, loop_body = self.stmts, []
         self.stmts = loop_body
-        self.loop_nest((lanes,), lambda j: self.combine_into(
-            region, env, partials, j[0], [a.gen(at(n.Binary("add", r0, j[0], I32))) for a in args]))
+        self.loop_nest((lanes,), lambda j: step(j, *[a.gen(at(n.Binary("add", r0, j[0], I32))) for a in args]))
         self.stmts = outer_stmts
         self.emit(n.For(r0, c0(lanes), c0(R - R % lanes), c0(lanes), loop_body))
         # Fold the lanes down to one, still in vector steps: to 16 lanes (lane j takes j + 16g), then
@@ -189,8 +218,8 @@ class ComputeLowering:
             steps.append((width, width))
             width //= 2
         for width, shift in steps:
-            self.loop_nest((width,), lambda j, shift=shift: self.combine_into(
-                region, env, partials, j[0], [n.BufRead(p, n.Binary("add", j[0], c0(shift), I32)) for p in partials]))
+            self.loop_nest((width,), lambda j, shift=shift: step(
+                j, *[n.BufRead(p, n.Binary("add", j[0], c0(shift), I32)) for p in partials]))
         if fold:
             self.emit(n.Intrinsic(fold, (partials[0],)))
 
