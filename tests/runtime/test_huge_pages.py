@@ -1,4 +1,4 @@
-"""Large tensors a kernel receives are advised onto transparent huge pages before the launch.
+"""Large tensors a kernel may write are advised onto transparent huge pages before the launch.
 
 The advice may only make first touches cheaper: results are the same with it on or off
 (`TILEBRIDGE_HUGEPAGES=0`), and it covers only the whole 2 MiB pages inside a contiguous tensor.
@@ -91,6 +91,40 @@ def test_small_and_strided_tensors_are_left_alone() -> None:
     # arithmetic, so tilebridge does not know the span and leaves it alone.
     affine_kernel[(1,)](small, strided, 10, BLOCK=16)
     assert not covered(lo, hi)
+
+
+@triton.jit
+def strided_sum_kernel(x_ptr, partial_ptr, total_ptr, n, steps, BLOCK: tl.constexpr):
+    """Writes through a pointer carried and advanced by a loop, and through an atomic."""
+    offsets = tl.arange(0, BLOCK)
+    out = partial_ptr + tl.program_id(0) * BLOCK
+    for step in range(steps):
+        cols = (tl.program_id(0) * steps + step) * BLOCK + offsets
+        x = tl.load(x_ptr + cols, mask=cols < n, other=0.0)
+        tl.store(out + offsets, x)
+        out += BLOCK * tl.num_programs(0)
+        tl.atomic_add(total_ptr + offsets % 16, x)
+
+
+@needs_thp
+def test_only_tensors_the_kernel_may_write_are_advised() -> None:
+    """The advice is for the first touch of fresh outputs; a large input the kernel only reads keeps its
+    pages (and the launch its syscall and attribute reads)."""
+    n = 3_000_017
+    x = not_advised(torch.randn(n, generator=torch.Generator().manual_seed(7)))
+    out = not_advised(torch.empty(n))
+    affine_kernel[(triton.cdiv(n, 4096),)](x, out, n, BLOCK=4096)
+    torch.testing.assert_close(out, x * 1.5 - 2.0)
+    assert covered(*inner_huge_pages(out)) and not covered(*inner_huge_pages(x))
+
+    programs, steps, block = 4, 184, 4096  # 4 * 184 * 4096 >= n: every element lands in `partial`
+    partial = not_advised(torch.zeros(programs * steps * block))
+    total = not_advised(torch.zeros(HUGE * 3 // 4))  # 6 MiB, of which the atomics touch 16 floats
+    strided_sum_kernel[(programs,)](x, partial, total, n, steps, BLOCK=block)
+    assert covered(*inner_huge_pages(partial)) and covered(*inner_huge_pages(total))
+    assert not covered(*inner_huge_pages(x))
+    torch.testing.assert_close(total[:16].double(), torch.nn.functional.pad(x, (0, (-n) % 16)).double().view(-1, 16).sum(0),
+                               rtol=1e-4, atol=1e-3)
 
 
 def test_switched_off_by_the_environment_with_the_same_results() -> None:

@@ -13,7 +13,7 @@ import math
 from tilebridge.codegen import prefetch
 from tilebridge.codegen.width import width_pragma
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import contiguous_store, substitute
+from tilebridge.ir.passes import contiguous_store, substitute, written_params
 from tilebridge.ir.types import BITS, SOFT_FLOATS, c_memory_type, c_type, is_float, is_pointer
 
 # Narrow float ↔ float conversion templates.
@@ -538,8 +538,9 @@ def python_entry(kernel: n.Kernel) -> list[str]:
     count = len(kernel.params)
     lines = ["", "#ifdef TB_PYTHON", "#define PY_SSIZE_T_CLEAN", "#include <Python.h>",
              "static int tb_huge_pages = 1;  /* TILEBRIDGE_HUGEPAGES=0 clears it at import */",
-             "/* `extent`, where asked: the bytes of a contiguous tensor from data_ptr(), 0 for None, else -1 */",
-             "static void* tb_py_pointer(PyObject* o, int* bad, long long* extent) {",
+             "/* `extent`, where asked: the bytes of a contiguous tensor from data_ptr(), 0 for None, else -1;",
+             "   `advise`: the kernel may write through it, so a fresh output's first touch is worth huge pages */",
+             "static void* tb_py_pointer(PyObject* o, int* bad, long long* extent, int advise) {",
              "    if (extent) *extent = o == Py_None ? 0 : -1;",
              "    if (o == Py_None) return 0;",
              "    if (PyLong_Check(o)) return PyLong_AsVoidPtr(o);",
@@ -554,10 +555,10 @@ def python_entry(kernel: n.Kernel) -> list[str]:
              "    PyObject* address = PyObject_CallMethodNoArgs(o, data_ptr);",
              "    if (!address) { PyErr_Clear(); *bad = 1; return 0; }",
              "    void* p = PyLong_AsVoidPtr(address); Py_DECREF(address);",
-             "    if (tb_huge_pages || extent) {",
+             "    if ((tb_huge_pages && advise) || extent) {",
              "        PyObject* size = PyObject_GetAttr(o, nbytes);",
              "        long long n = size ? PyLong_AsLongLong(size) : -1; Py_XDECREF(size);",
-             "        int huge = tb_huge_pages && n >= TB_HUGE_MIN_BYTES;",
+             "        int huge = tb_huge_pages && advise && n >= TB_HUGE_MIN_BYTES;",
              "        if (n >= 0 && (huge || extent)) {",
              "            PyObject* dense = PyObject_CallMethodNoArgs(o, is_contiguous);",
              "            if (dense == Py_True && huge) tb_advise_huge(p, n);",
@@ -574,13 +575,15 @@ def python_entry(kernel: n.Kernel) -> list[str]:
              "    int bad = 0;",
              "    int32_t grid[4];",
              "    for (int i = 0; i < 4; i++) grid[i] = (int32_t)PyLong_AsLong(args[i]);"]
+    written = written_params(kernel)
     for k, p in enumerate(kernel.params):
         obj = f"args[{4 + k}]"
         if is_pointer(p.dtype):
             extent = f"&tb_extent_{k}" if kernel.disjoint_form else "0"
             if kernel.disjoint_form:
                 lines.append(f"    long long tb_extent_{k};")
-            lines.append(f"    {c_type(p.dtype)} {p.name} = ({c_type(p.dtype)})tb_py_pointer({obj}, &bad, {extent});")
+            advise = int(p.name in written)
+            lines.append(f"    {c_type(p.dtype)} {p.name} = ({c_type(p.dtype)})tb_py_pointer({obj}, &bad, {extent}, {advise});")
             lines.append(f"    if (bad) return PyLong_FromLong(-{k + 1});")
         else:
             lines.append(f"    {c_type(p.dtype)} {p.name} = {PY_SCALARS[p.dtype].format(o=obj)};")

@@ -438,6 +438,34 @@ def loaded(body: list) -> set:
     return {x.pointer for s in body for e in all_exprs(s) for x in subexpressions(e) if isinstance(x, n.MemRead)}
 
 
+def written_params(kernel: n.Kernel) -> set[str]:
+    """The parameters a kernel may write memory through: every variable a store's or an atomic's pointer
+    (or a runtime routine's argument) mentions, followed back through the declarations and assignments
+    of the variables it mentions in turn. An over-approximation: anything mentioned counts."""
+    sinks, definitions = [], {}
+
+    def visit(body: list) -> None:
+        for s in body:
+            match s:
+                case n.MemWrite() | n.Atomic():
+                    sinks.append(s.pointer)
+                case n.Intrinsic():
+                    sinks.extend(a for a in s.args if not isinstance(a, n.Buffer))
+                case n.Declare(init=init) if init is not None:
+                    definitions.setdefault(s.var.name, []).append(init)
+                case n.Assign():
+                    definitions.setdefault(s.var.name, []).append(s.value)
+            visit(nested(s))
+    visit(kernel.body)
+    seen: set[str] = set()
+    while sinks:
+        for x in subexpressions(sinks.pop()):
+            if isinstance(x, n.Var) and x.name not in seen:
+                seen.add(x.name)
+                sinks.extend(definitions.get(x.name, ()))
+    return seen & {p.name for p in kernel.params}
+
+
 def all_exprs(s) -> Iterator:
     """Every expression of a statement, nested statements included."""
     yield from own_exprs(s)
