@@ -115,6 +115,39 @@ def column_stats(M, N, dtype="float32"):
     return main
 
 
+def row_extremes(M, N, dtype="float32"):
+    """T.reduce_max / T.reduce_min / T.reduce_absmax along rows, cleared (the identity joins each row)."""
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), Out: T.Tensor((3, M), dtype)):
+        with T.Kernel(1, threads=128) as _:
+            x = T.alloc_fragment((M, N), dtype)
+            largest = T.alloc_fragment((M,), dtype)
+            smallest = T.alloc_fragment((M,), dtype)
+            magnitude = T.alloc_fragment((M,), dtype)
+            T.copy(X, x)
+            T.reduce_max(x, largest, dim=1)
+            T.reduce_min(x, smallest, dim=1)
+            T.reduce_absmax(x, magnitude, dim=1)
+            T.copy(largest, Out[0, 0])
+            T.copy(smallest, Out[1, 0])
+            T.copy(magnitude, Out[2, 0])
+    return main
+
+
+def row_max_onto(M, N, dtype="float32"):
+    """T.reduce_max along rows without clear: the old values join each row's maxNum."""
+    @T.prim_func
+    def main(X: T.Tensor((M, N), dtype), Old: T.Tensor((M,), dtype), Out: T.Tensor((M,), dtype)):
+        with T.Kernel(1, threads=128) as _:
+            x = T.alloc_fragment((M, N), dtype)
+            largest = T.alloc_fragment((M,), dtype)
+            T.copy(X, x)
+            T.copy(Old, largest)
+            T.reduce_max(x, largest, dim=1, clear=False)
+            T.copy(largest, Out)
+    return main
+
+
 def matmul(M, N, K, block_M=64, block_N=64, block_K=32, trans_B=False, dtype="float32", accum_dtype="float32"):
     B_shape = (N, K) if trans_B else (K, N)
     B_tile = (block_N, block_K) if trans_B else (block_K, block_N)

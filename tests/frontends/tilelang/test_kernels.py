@@ -81,6 +81,47 @@ def test_column_reductions() -> None:
     torch.testing.assert_close(kernel(x), expected)
 
 
+@pytest.mark.parametrize("N", [90, 256])
+def test_row_extremes_skip_nans_from_the_identity(N: int) -> None:
+    """Cleared max/min/absmax start from their identity, which joins the maxNum/minNum of every row: NaNs
+    lose, and a row of NaNs alone gives the identity (-inf, +inf, 0), as the GPU's fmaxf/fminf do."""
+    x = randn(8, N, seed=N)
+    nan, inf = float("nan"), float("inf")
+    x[1] = nan
+    x[2] = nan
+    x[2, N // 2] = -inf
+    x[3, ::3] = nan
+    x[4] = inf
+    x[5] = nan
+    x[5, -1] = 3.0  # in the tail the lanes leave when N is not a multiple of 16
+    x[6] = -inf
+    kernel = tilebridge_tilelang.compile(kernels.row_extremes(8, N), out_idx=[1])
+    out = kernel(x)
+    kept = x.isnan()
+    expected = torch.stack([torch.where(kept, -inf, x).amax(1), torch.where(kept, inf, x).amin(1),
+                            torch.where(kept, 0.0, x.abs()).amax(1)])
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("N", [90, 256])
+def test_row_max_onto_old_values_that_may_be_nan(N: int) -> None:
+    """Without clear the old value is one more operand: a NaN old value loses to any number, and only a
+    NaN old value with a row of NaNs gives NaN."""
+    x = randn(6, N, seed=N + 1)
+    nan, inf = float("nan"), float("inf")
+    x[0] = nan                        # old NaN, row of NaNs: NaN
+    x[1] = nan                        # old 5, row of NaNs: 5
+    x[2] = nan
+    x[2, 7] = -inf                    # old NaN, NaNs and one -inf: -inf
+    x[4] = -inf                       # old NaN, row of -inf: -inf
+    old = torch.tensor([nan, 5.0, nan, nan, 100.0, -inf])
+    kernel = tilebridge_tilelang.compile(kernels.row_max_onto(6, N), out_idx=[2])
+    out = kernel(x, old)
+    expected = torch.where(x.isnan(), -inf, x).amax(1).maximum(torch.where(old.isnan(), -inf, old))
+    expected[0] = nan
+    torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
+
+
 @pytest.mark.parametrize("M, N, K, trans_B", [(256, 256, 256, False), (200, 130, 100, False), (130, 72, 96, True)])
 def test_gemm(M: int, N: int, K: int, trans_B: bool) -> None:
     kernel = tilebridge_tilelang.compile(kernels.matmul(M, N, K, 64, 64, 32, trans_B=trans_B), out_idx=[2])

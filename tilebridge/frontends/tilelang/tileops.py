@@ -197,18 +197,28 @@ class TileOpLowering:
         lanes = n.Buffer(self.fresh("lanes"), dtype, LANES) if R >= 2 * LANES else None
         if lanes is not None:
             self.buffers.append(lanes)
+        # Float max/min lanes start from the identity and take each element with one ordered compare-select
+        # (see tilebridge.h): a lane never holds NaN, and joining the identity changes no maxNum but one of
+        # NaNs alone. A cleared reduction has the identity among its operands anyway; an old value that is
+        # NaN, with a row of NaNs, would end at the identity instead of NaN, so that row folds again exactly.
+        ordered = ORDERED_LANES.get(kind) if is_float(dtype) and lanes is not None else None
+        lane_combine = (lambda a, x, d: n.Binary(ordered, a, x, d)) if ordered else combine
+        first = (lambda x: lane_combine(constant(identity(dtype), dtype), x, dtype)) if ordered else (lambda x: x)
 
         def row(out_idx):
             acc = n.Var(self.fresh("acc"), dtype)
             index = out_index(out_idx)
-            self.emit(n.Declare(acc, constant(identity(dtype), dtype) if clear else self.load(dst.buffer, index)))
+            old = None if clear else n.Var(self.fresh("old"), dtype)
+            if old is not None:
+                self.emit(n.Declare(old, self.load(dst.buffer, index)))
+            self.emit(n.Declare(acc, constant(identity(dtype), dtype) if clear else old))
             start = 0
             if lanes is not None:
                 start = R - R % LANES
-                self.loop_nest((LANES,), lambda j: self.emit(n.BufWrite(lanes, j[0], term(out_idx + [j[0]]))))
+                self.loop_nest((LANES,), lambda j: self.emit(n.BufWrite(lanes, j[0], first(term(out_idx + [j[0]])))))
                 r0 = n.Var(self.fresh("r"), I32)
                 fold = self.nested(lambda: self.loop_nest((LANES,), lambda j: self.emit(n.BufWrite(
-                    lanes, j[0], combine(n.BufRead(lanes, j[0]), term(out_idx + [n.Binary("add", r0, j[0], I32)]), dtype)))))
+                    lanes, j[0], lane_combine(n.BufRead(lanes, j[0]), term(out_idx + [n.Binary("add", r0, j[0], I32)]), dtype)))))
                 self.emit(n.For(r0, n.Const(LANES, I32), n.Const(start, I32), n.Const(LANES, I32), fold))
                 j = n.Var(self.fresh("j"), I32)
                 self.emit(n.For(j, n.Const(0, I32), n.Const(LANES, I32), n.Const(1, I32),
@@ -216,6 +226,12 @@ class TileOpLowering:
             r = n.Var(self.fresh("r"), I32)
             self.emit(n.For(r, n.Const(start, I32), n.Const(R, I32), n.Const(1, I32),
                             [n.Assign(acc, combine(acc, term(out_idx + [r]), dtype))]))
+            if ordered and old is not None:
+                at_identity = n.Binary("eq", acc, constant(identity(dtype), dtype), "i1")
+                r = n.Var(self.fresh("r"), I32)
+                exact = n.For(r, n.Const(0, I32), n.Const(R, I32), n.Const(1, I32),
+                              [n.Assign(acc, combine(acc, term(out_idx + [r]), dtype))])
+                self.emit(n.If(n.Binary("and", at_identity, n.Binary("ne", old, old, "i1"), "i1"), [n.Assign(acc, old), exact]))
             self.emit(self.store(dst.buffer, index, acc))
         self.full_nest(kept, row, vectorize=False)
 
@@ -419,6 +435,9 @@ REDUCTIONS = {
     "bitor": (lambda d: 0, lambda a, x, d: n.Binary("or", a, x, d), _same),
     "bitxor": (lambda d: 0, lambda a, x, d: n.Binary("xor", a, x, d), _same),
 }
+
+# Reductions whose lanes may combine with an ordered compare-select once they start from the identity.
+ORDERED_LANES = {"max": "fmax_acc", "absmax": "fmax_acc", "min": "fmin_acc"}
 
 TILE_OPS = {
     "tl.tileop.copy": TileOpLowering.op_copy,
