@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from tilebridge.bench.kernels import cross_entropy_kernel
+from tilebridge.bench.kernels import cross_entropy_kernel, softmax_kernel
 from tilebridge.codegen import prefetch
 from tilebridge.ir import nodes as n
 
@@ -69,6 +69,17 @@ def test_blocked_reduction_prefetches_the_next_block(block: int, cols: int, pref
         assert f", {block * 4});" in source
 
 
+@pytest.mark.parametrize("block, cols, far", [(8192, 5001, True), (1024, 1000, False)])
+def test_a_storing_pass_prefetches_two_blocks_ahead(block: int, cols: int, far: bool) -> None:
+    """The benchmark's softmax keeps exp(x - max) in its tile, so its last pass only scales and stores:
+    with blocks of 8 KiB and more it prefetches x two blocks ahead (the exp pass prefetches one)."""
+    x = _rows(21, cols)
+    out = torch.empty_like(x)
+    compiled = softmax_kernel[(21,)](x, out, cols, x.stride(0), BLOCK=block)
+    torch.testing.assert_close(out, torch.softmax(x, 1), rtol=1e-5, atol=1e-6)
+    assert (f", {2 * block * 4});" in compiled.asm["c"]) == far
+
+
 def test_a_single_pass_does_not_prefetch() -> None:
     x = torch.randn(100_003, generator=torch.Generator().manual_seed(3))
     out = torch.empty_like(x)
@@ -89,3 +100,18 @@ def test_plan_needs_an_earlier_read_and_a_constant_extent() -> None:
     assert prefetch.plan(bounded, set()) == {}
     assert prefetch.plan(unbounded, {x}) == {}
     assert prefetch.streams(bounded, {x: 16384}) == [(read, 16384)]
+
+
+def test_far_plan_needs_a_storing_pass_that_reads_none_of_the_streams() -> None:
+    x, out, tile = n.Var("x", "ptr<f32>"), n.Var("out", "ptr<f32>"), n.Buffer("t", "f32", 4096)
+    i = n.Var("i", "i32")
+    at = lambda p: n.Binary("ptradd", p, n.Cast(i, "i64"), "ptr<f32>")  # noqa: E731
+    stop = n.Cast(n.Binary("max", n.Binary("min", n.Const(4096, "i64"), n.Var("cols", "i64"), "i64"),
+                           n.Const(0, "i64"), "i64"), "i32", "")  # a masked tile's clamped bound
+    storing = n.For(i, n.Const(0, "i32"), stop, n.Const(1, "i32"), [n.MemWrite(at(out), n.BufRead(tile, i))], vectorize=True)
+    rereading = n.For(i, n.Const(0, "i32"), stop, n.Const(1, "i32"), [n.MemWrite(at(out), n.MemRead(at(x), "f32"))],
+                      vectorize=True)
+    assert prefetch.contiguous_reads(rereading) == {x: "f32"}
+    assert prefetch.far_plan(storing, {x: "f32"}) == {x: (2 * 4096 * 4, "f32")}
+    assert prefetch.far_plan(rereading, {x: "f32"}) == {}
+    assert prefetch.far_plan(storing, {}) == {}

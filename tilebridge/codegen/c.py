@@ -99,6 +99,7 @@ def const_text(value, dtype: str) -> str:
 class CRenderer:
     def __init__(self) -> None:
         self.planned: dict = {}  # stream base -> bytes ahead, for the loops being rendered (see `block`)
+        self.far: dict = {}  # stream base -> (bytes ahead, dtype), for the storing loops being rendered
 
     def expr(self, e) -> str:
         return getattr(self, "expr_" + type(e).__name__)(e)
@@ -242,12 +243,14 @@ class CRenderer:
     def block(self, body: list, depth: int) -> list[str]:
         """The statements of one block; a pass that re-reads what an earlier statement read gets the
         streams it may prefetch (`prefetch.plan`) for the loops inside it."""
-        lines, earlier, outer = [], set(), self.planned
+        lines, earlier, outer, contiguous, outer_far = [], set(), self.planned, {}, self.far
         for s in body:
             self.planned = {**outer, **prefetch.plan(s, earlier)}
+            self.far = {**outer_far, **prefetch.far_plan(s, contiguous)}
             lines += self.stmt(s, depth)
             earlier |= {prefetch.base(r.pointer) for r in prefetch.reads(s)}
-        self.planned = outer
+            contiguous |= prefetch.contiguous_reads(s)
+        self.planned, self.far = outer, outer_far
         return lines
 
     def stmt(self, s, depth: int) -> list[str]:
@@ -383,7 +386,8 @@ class CRenderer:
         body = [*loop.body[:-1], n.BufWrite(chunk, n.Binary("sub", v, n.Var("tb_first", v.dtype), v.dtype), store.value)]
         pointer = self.expr(store.pointer)
         return ([f"{pad}for (; {v.name} + {elements} <= tb_stop; {v.name} += {elements}) {{"]
-                + self.prefetches(prefetch.streams(loop, self.planned), elements, pad + "    ")
+                + self.prefetches(prefetch.streams(loop, self.planned) + prefetch.far_streams(loop, self.far),
+                                  elements, pad + "    ")
                 + [f"{pad}    {mt} tb_line[{elements}] __attribute__((aligned(64)));",
                    f"{pad}    {vt} tb_first = {v.name};",
                    f"{pad}    #pragma omp simd",

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from tilebridge.codegen.width import computes
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import all_exprs, mentions, offset_from, subexpressions
+from tilebridge.ir.passes import all_exprs, contiguous_store, mentions, offset_from, subexpressions
 from tilebridge.ir.types import BITS
 
 LINE = 64
 MIN_PASS_BYTES = 8192
 CHUNK_BYTES = 256  # how far each stream advances between two rounds of prefetches in a strip-mined loop
+FAR_BLOCKS = 2  # how many blocks ahead a block's storing pass prefetches the streams the block read
 
 
 def element_bytes(read: n.MemRead) -> int:
@@ -43,8 +44,8 @@ def base(pointer):
 
 
 def const_bound(e) -> int | None:
-    """A constant upper bound of an integer expression, where its form shows one (a constant, or the
-    minimum with one, as a tile's loop over a masked row has)."""
+    """A constant upper bound of an integer expression, where its form shows one (a constant, the
+    minimum with one, as a tile's loop over a masked row has, or the maximum of two)."""
     match e:
         case n.Const(value=int() as value):
             return value
@@ -53,6 +54,9 @@ def const_bound(e) -> int | None:
         case n.Binary(op="min"):
             bounds = [b for b in (const_bound(e.a), const_bound(e.b)) if b is not None]
             return min(bounds) if bounds else None
+        case n.Binary(op="max"):  # a masked tile's clamped bound: max(min(size, n - start), 0)
+            bounds = [const_bound(e.a), const_bound(e.b)]
+            return None if None in bounds else max(bounds)
     return None
 
 
@@ -70,6 +74,37 @@ def plan(s, earlier: set) -> dict:
         if base(read.pointer) in earlier and ahead >= MIN_PASS_BYTES:
             found[base(read.pointer)] = ahead
     return found
+
+
+def contiguous_reads(s) -> dict:
+    """{stream base: element dtype} of the loads of `s` that run contiguously along a loop's variable."""
+    found = {}
+    loops = [s] if isinstance(s, n.For) else []
+    while loops:
+        loop = loops.pop()
+        for t in loop.body:
+            loops += [t] if isinstance(t, n.For) else []
+            for x in (x for e in all_exprs(t) for x in subexpressions(e)):
+                if isinstance(x, n.MemRead) and contiguous(x.pointer, loop.var):
+                    found[base(x.pointer)] = x.dtype
+    return found
+
+
+def far_plan(s, earlier: dict) -> dict:
+    """{stream base: (bytes ahead, element dtype)} for statement `s` of a block, given the contiguous
+    streams the statements before it read (`contiguous_reads`): a loop of at least MIN_PASS_BYTES that
+    stores contiguously and reads none of them prefetches them FAR_BLOCKS of its extents ahead."""
+    if not isinstance(s, n.For) or contiguous_store(s) is None or (extent := const_bound(s.stop)) is None:
+        return {}
+    mine = {base(r.pointer) for r in reads(s)}
+    return {b: (FAR_BLOCKS * extent * size, dtype) for b, dtype in earlier.items()
+            if b not in mine and extent * (size := max(BITS.get(dtype, 8) // 8, 1)) >= MIN_PASS_BYTES}
+
+
+def far_streams(loop: n.For, planned: dict) -> list[tuple[n.MemRead, int]]:
+    """(load, bytes ahead) to prefetch from a storing loop: each far-planned stream at the loop's index."""
+    index = n.Cast(loop.var, "i64")
+    return [(n.MemRead(n.Binary("ptradd", b, index, b.dtype), dtype), ahead) for b, (ahead, dtype) in planned.items()]
 
 
 def streams(loop: n.For, planned: dict) -> list[tuple[n.MemRead, int]]:
