@@ -111,7 +111,8 @@ def test_far_plan_needs_a_storing_pass_that_reads_none_of_the_streams() -> None:
     storing = n.For(i, n.Const(0, "i32"), stop, n.Const(1, "i32"), [n.MemWrite(at(out), n.BufRead(tile, i))], vectorize=True)
     rereading = n.For(i, n.Const(0, "i32"), stop, n.Const(1, "i32"), [n.MemWrite(at(out), n.MemRead(at(x), "f32"))],
                       vectorize=True)
-    assert prefetch.contiguous_reads(rereading) == {x: "f32"}
-    assert prefetch.far_plan(storing, {x: "f32"}) == {x: (2 * 4096 * 4, "f32")}
-    assert prefetch.far_plan(rereading, {x: "f32"}) == {}
+    read = n.MemRead(at(x), "f32")
+    assert prefetch.contiguous_reads(rereading) == {x: read}
+    assert prefetch.far_plan(storing, {x: read}) == {x: (2 * 4096 * 4, "f32")}
+    assert prefetch.far_plan(rereading, {x: read}) == {}
     assert prefetch.far_plan(storing, {}) == {}

@@ -77,7 +77,7 @@ def plan(s, earlier: set) -> dict:
 
 
 def contiguous_reads(s) -> dict:
-    """{stream base: element dtype} of the loads of `s` that run contiguously along a loop's variable."""
+    """{stream base: one of its loads} for the loads of `s` that run contiguously along a loop's variable."""
     found = {}
     loops = [s] if isinstance(s, n.For) else []
     while loops:
@@ -86,7 +86,7 @@ def contiguous_reads(s) -> dict:
             loops += [t] if isinstance(t, n.For) else []
             for x in (x for e in all_exprs(t) for x in subexpressions(e)):
                 if isinstance(x, n.MemRead) and contiguous(x.pointer, loop.var):
-                    found[base(x.pointer)] = x.dtype
+                    found[base(x.pointer)] = x
     return found
 
 
@@ -97,8 +97,8 @@ def far_plan(s, earlier: dict) -> dict:
     if not isinstance(s, n.For) or contiguous_store(s) is None or (extent := const_bound(s.stop)) is None:
         return {}
     mine = {base(r.pointer) for r in reads(s)}
-    return {b: (FAR_BLOCKS * extent * size, dtype) for b, dtype in earlier.items()
-            if b not in mine and extent * (size := max(BITS.get(dtype, 8) // 8, 1)) >= MIN_PASS_BYTES}
+    return {b: (FAR_BLOCKS * extent * element_bytes(read), read.dtype) for b, read in earlier.items()
+            if b not in mine and extent * element_bytes(read) >= MIN_PASS_BYTES}
 
 
 def far_streams(loop: n.For, planned: dict) -> list[tuple[n.MemRead, int]]:

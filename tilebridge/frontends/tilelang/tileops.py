@@ -223,15 +223,15 @@ class TileOpLowering:
                 j = n.Var(self.fresh("j"), I32)
                 self.emit(n.For(j, n.Const(0, I32), n.Const(LANES, I32), n.Const(1, I32),
                                 [n.Assign(acc, combine(acc, n.BufRead(lanes, j), dtype))]))
-            r = n.Var(self.fresh("r"), I32)
-            self.emit(n.For(r, n.Const(start, I32), n.Const(R, I32), n.Const(1, I32),
-                            [n.Assign(acc, combine(acc, term(out_idx + [r]), dtype))]))
+            def fold_from(first: int) -> n.For:  # acc = combine(acc, term) over [first, R), one element at a time
+                r = n.Var(self.fresh("r"), I32)
+                return n.For(r, n.Const(first, I32), n.Const(R, I32), n.Const(1, I32),
+                             [n.Assign(acc, combine(acc, term(out_idx + [r]), dtype))])
+            self.emit(fold_from(start))
             if ordered and old is not None:
                 at_identity = n.Binary("eq", acc, constant(identity(dtype), dtype), "i1")
-                r = n.Var(self.fresh("r"), I32)
-                exact = n.For(r, n.Const(0, I32), n.Const(R, I32), n.Const(1, I32),
-                              [n.Assign(acc, combine(acc, term(out_idx + [r]), dtype))])
-                self.emit(n.If(n.Binary("and", at_identity, n.Binary("ne", old, old, "i1"), "i1"), [n.Assign(acc, old), exact]))
+                self.emit(n.If(n.Binary("and", at_identity, n.Binary("ne", old, old, "i1"), "i1"),
+                               [n.Assign(acc, old), fold_from(0)]))
             self.emit(self.store(dst.buffer, index, acc))
         self.full_nest(kept, row, vectorize=False)
 
