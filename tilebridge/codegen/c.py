@@ -12,6 +12,7 @@ import math
 
 from tilebridge.codegen import prefetch
 from tilebridge.codegen.width import width_pragma
+from tilebridge.ir import gang
 from tilebridge.ir import nodes as n
 from tilebridge.ir.passes import contiguous_store, substitute, written_params
 from tilebridge.ir.types import BITS, SOFT_FLOATS, c_memory_type, c_type, is_float, is_pointer
@@ -457,11 +458,11 @@ def buffer_bytes(b: n.Buffer) -> int:
     return b.size * max(1, BITS.get(b.dtype, 64) // 8)
 
 
-def arena_layout(kernel: n.Kernel) -> tuple[list[int | None], int]:
+def arena_layout(buffers: list[n.Buffer]) -> tuple[list[int | None], int]:
     """Byte offsets of each buffer in a program's tile arena (64-byte aligned; None for a local
     array), and the arena size."""
     offsets, offset = [], 0
-    for b in kernel.buffers:
+    for b in buffers:
         if buffer_bytes(b) <= LOCAL_BYTES:
             offsets.append(None)
             continue
@@ -470,22 +471,60 @@ def arena_layout(kernel: n.Kernel) -> tuple[list[int | None], int]:
     return offsets, max(offset, 64)
 
 
-def render_kernel(kernel: n.Kernel) -> str:
-    r = CRenderer()
-    params = [f"{c_type(p.dtype)} {p.name}" for p in kernel.params]
-    grid = ["int32_t tb_pid_x", "int32_t tb_pid_y", "int32_t tb_pid_z",
-            "int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z", "int32_t tb_disjoint"]
-    lines = ['#include "tilebridge.h"', *width_pragma(kernel), ""]
-    lines.append(f"static inline void {kernel.name}_program({', '.join(params + grid + ['char* restrict tb_arena_base'])}) {{")
-    offsets, arena = arena_layout(kernel)
-    for b, offset in zip(kernel.buffers, offsets):
+GRID_COUNTS = ["int32_t tb_num_x", "int32_t tb_num_y", "int32_t tb_num_z", "int32_t tb_disjoint"]
+
+
+def program_function(name: str, params: list[str], pids: list[str], buffers: list[n.Buffer], body: list) -> tuple[list[str], int]:
+    """The C function that runs one program (or one gang of programs), and the arena bytes it needs."""
+    lines = [f"static inline void {name}({', '.join(params + pids + GRID_COUNTS + ['char* restrict tb_arena_base'])}) {{"]
+    offsets, arena = arena_layout(buffers)
+    for b, offset in zip(buffers, offsets):
         ct = c_memory_type(b.dtype) if b.dtype != "i1" else "_Bool"
         if offset is None:
             lines.append(f"    {ct} {b.name}[{b.size}] __attribute__((aligned(64)));")
         else:
             lines.append(f"    {ct}* restrict {b.name} = ({ct}*)(tb_arena_base + {offset});")
-    lines += r.block(kernel.body, 1)
-    lines.append("}")
+    return lines + CRenderer().block(body, 1) + ["}"], arena
+
+
+def gang_loop(kernel: n.Kernel, k: int, arena: int) -> list[str]:
+    """A thread's run of programs [first, last) as `k` parts in lockstep (see `ir.gang`): instance `j`
+    steps through part `j`; what is left over after `k` equal parts runs one program at a time."""
+    grid = ", ".join(f"gang_x[{j}], gang_y[{j}], gang_z[{j}]" for j in range(k))
+    args = ", ".join([p.name for p in kernel.params] + [grid, "gx", "gy", "gz", "tb_disjoint", "arena"])
+    return [
+        f"            int64_t part = (last - first) / {k};",
+        f"            int32_t gang_x[{k}], gang_y[{k}], gang_z[{k}];",
+        f"            for (int j = 0; j < {k}; j++) {{",
+        "                int64_t q = first + j * part;",
+        "                gang_x[j] = (int32_t)(q % gx); gang_y[j] = (int32_t)((q / gx) % gy);",
+        "                gang_z[j] = (int32_t)(q / ((int64_t)gx * gy));",
+        "            }",
+        "            for (int64_t p = 0; p < part; p++) {",
+        f"                {kernel.name}_gang({args});",
+        f"                tb_arena_check(arena, {arena});",
+        f"                for (int j = 0; j < {k}; j++)",
+        "                    if (++gang_x[j] == gx) { gang_x[j] = 0; if (++gang_y[j] == gy) { gang_y[j] = 0; gang_z[j]++; } }",
+        "            }",
+        f"            first += {k} * part;",
+    ]
+
+
+def render_kernel(kernel: n.Kernel) -> str:
+    params = [f"{c_type(p.dtype)} {p.name}" for p in kernel.params]
+    pids = ["int32_t tb_pid_x", "int32_t tb_pid_y", "int32_t tb_pid_z"]
+    lines = ['#include "tilebridge.h"', *width_pragma(kernel), ""]
+    program, arena = program_function(f"{kernel.name}_program", params, pids, kernel.buffers, kernel.body)
+    lines += program
+    k = gang.gang_factor(kernel)
+    lockstep = []
+    if k > 1:
+        body, tiles = gang.gang(kernel, k)
+        program, gang_arena = program_function(f"{kernel.name}_gang", params, [f"{p}_g{j}" for j in range(k) for p in pids],
+                                               tiles, body)
+        lines += ["", *program]
+        arena = max(arena, gang_arena)
+        lockstep = gang_loop(kernel, k, arena)
     args = ", ".join([p.name for p in kernel.params] + ["x", "y", "z", "gx", "gy", "gz", "tb_disjoint", "arena"])
     launch = ["int32_t gx", "int32_t gy", "int32_t gz", "int32_t nthreads"]
     lines += [
@@ -505,9 +544,10 @@ def render_kernel(kernel: n.Kernel) -> str:
         f"        char* arena = first < last ? tb_arena({arena}) : 0;",
         "        if (first < last && !arena) failed = 1;",
         "        else if (first < last) {",
+        "            tb_stream_state = -1;",
+        *lockstep,
         "            int32_t x = (int32_t)(first % gx), y = (int32_t)((first / gx) % gy);",
         "            int32_t z = (int32_t)(first / ((int64_t)gx * gy));",
-        "            tb_stream_state = -1;",
         "            for (int64_t p = first; p < last; p++) {",
         f"                {kernel.name}_program({args});",
         f"                tb_arena_check(arena, {arena});",

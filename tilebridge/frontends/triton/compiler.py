@@ -149,7 +149,7 @@ class CpuBackend(BaseBackend):
         from tilebridge.toolchain.debug import dump_stage
         dump_stage(text.kernel.name, {"ttir": ttir})
         # A program's tile arena plays the role of shared memory in user-side occupancy arithmetic.
-        metadata["shared"] = arena_layout(text.kernel)[1]
+        metadata["shared"] = arena_layout(text.kernel.buffers)[1]
         return text
 
     @staticmethod
