@@ -10,6 +10,7 @@ import torch
 import triton
 import triton.language as tl
 
+from tilebridge.codegen import c
 from tilebridge.ir import gang
 from tilebridge.ir import nodes as n
 
@@ -25,6 +26,14 @@ def row_reduce_kernel(x_ptr, out_ptr, n_cols, OP: tl.constexpr, BLOCK: tl.conste
         else:
             total = tl.maximum(total, tl.load(x_ptr + row * n_cols + cols, mask=cols < n_cols, other=-float("inf")))
     tl.store(out_ptr + row, tl.sum(total, axis=0) if OP == "sum" else tl.max(total, axis=0))
+
+
+@triton.jit
+def row_exp_sum_kernel(x_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + row * n_cols + cols, mask=cols < n_cols, other=-float("inf"))
+    tl.store(out_ptr + row, tl.sum(tl.exp(x), axis=0))
 
 
 @triton.jit
@@ -77,7 +86,7 @@ def ganged(compiled) -> bool:
 @pytest.fixture
 def forced(monkeypatch):
     """Gang every kernel the pass accepts, not only those whose loads it would interleave."""
-    monkeypatch.setattr(gang, "interleaves", gang.gangable)
+    monkeypatch.setattr(c, "gang_factor", lambda kernel: c.GANG if gang.gangable(kernel) else 1)
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 8, 23, 1001])
@@ -93,6 +102,14 @@ def test_row_reductions_run_in_pairs(rows: int, op: str) -> None:
         torch.testing.assert_close(out, x.double().sum(1).float(), rtol=1e-5, atol=1e-4, equal_nan=True)
     else:
         assert torch.equal(out, x.nan_to_num(-float("inf")).amax(1))
+
+
+def test_reductions_that_compute_stay_one_program_at_a_time() -> None:
+    x = _rows(17, 1000, seed=4)
+    out = torch.empty(17)
+    compiled = row_exp_sum_kernel[(17,)](x, out, 1000, BLOCK=1024)
+    assert not ganged(compiled)  # an exp per element: the second stream would buy little, the compile time doubles
+    torch.testing.assert_close(out, x.double().exp().sum(1).float(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("grid", [(3, 4, 5), (1, 1, 7), (5, 1, 1), (2, 3, 1)])

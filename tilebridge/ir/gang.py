@@ -180,10 +180,11 @@ def gang(kernel: n.Kernel, k: int) -> tuple[list, list[n.Buffer]]:
 
 
 def interleaves(kernel: n.Kernel) -> bool:
-    """Whether to gang the kernel: it reduces what it reads (no loop stores to memory; measured, a
-    kernel that streams a row back out ran 6-40% slower ganged: softmax, norms, cumsum, SwiGLU), and
-    ganging puts loads of different instances into one loop (one that reads memory, with the same
-    bounds in every program)."""
+    """Whether ganging would pay: the kernel reduces what it reads (no loop stores to memory; a kernel
+    that streams rows back out ran 6-40% slower ganged, alternated through the launcher's entry:
+    softmax over 1024 and 8192 columns, layer norm, RMSNorm, GELU, SwiGLU, cumsum), and ganging puts
+    loads of different instances into one loop (one that reads memory, with the same bounds in every
+    program)."""
     if not gangable(kernel) or any(isinstance(s, n.For) and stores(s) or stores_in_loop(s) for s in kernel.body):
         return False
     uniform = Uniformity(unique_loop_variables(kernel.body))
@@ -197,10 +198,3 @@ def interleaves(kernel: n.Kernel) -> bool:
 def stores_in_loop(s) -> bool:
     return any(isinstance(t, n.For) and stores(t) or stores_in_loop(t) for t in nested(s))
 
-
-GANG = 2  # programs per gang: four read no faster than two (row sums, row maxima) and cross-entropy slower
-
-
-def gang_factor(kernel: n.Kernel) -> int:
-    """How many programs a thread runs in lockstep: GANG where `interleaves` says so, else one."""
-    return GANG if GANG > 1 and interleaves(kernel) else 1
