@@ -37,6 +37,20 @@ def row_exp_sum_kernel(x_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def row_block_kernel(x_ptr, out_ptr, M, N, OP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    # BLOCK_M rows a program: its results leave through a short store loop
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.arange(0, BLOCK_N)
+    inside = (rows[:, None] < M) & (cols[None, :] < N)
+    if OP == "sum":
+        x = tl.load(x_ptr + rows[:, None].to(tl.int64) * N + cols[None, :], mask=inside, other=0.0)
+        tl.store(out_ptr + rows, tl.sum(x, axis=1), mask=rows < M)
+    else:
+        x = tl.load(x_ptr + rows[:, None].to(tl.int64) * N + cols[None, :], mask=inside, other=-float("inf"))
+        tl.store(out_ptr + rows, tl.max(x, axis=1), mask=rows < M)
+
+
+@triton.jit
 def grid3_sum_kernel(x_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
     # one row per (x, y, z) program, rows numbered z-major as torch lays out x[z, y, x, :]
     row = ((tl.program_id(2) * tl.num_programs(1) + tl.program_id(1)) * tl.num_programs(0) + tl.program_id(0)).to(tl.int64)
@@ -102,6 +116,17 @@ def test_row_reductions_run_in_pairs(rows: int, op: str) -> None:
         torch.testing.assert_close(out, x.double().sum(1).float(), rtol=1e-5, atol=1e-4, equal_nan=True)
     else:
         assert torch.equal(out, x.nan_to_num(-float("inf")).amax(1))
+
+
+@pytest.mark.parametrize("op, block_m, ganged_too", [("sum", 4, True), ("max", 16, True), ("sum", 256, False)])
+def test_blocks_of_rows_with_their_few_results(op: str, block_m: int, ganged_too: bool) -> None:
+    rows, cols = 1003, 300  # the last block is partial: its store loop and loads are masked
+    x = _rows(rows, cols, seed=12).abs() * (1 if op == "sum" else -1)  # a max of negatives: a 0.0 in a lane would win
+    out = torch.full((rows,), float("nan"))
+    compiled = row_block_kernel[(triton.cdiv(rows, block_m),)](x, out, rows, cols, OP=op, BLOCK_M=block_m, BLOCK_N=512)
+    assert ganged(compiled) == ganged_too  # 256 results a program: more than a few (SMALL_STORE)
+    expected = x.double().sum(1).float() if op == "sum" else x.amax(1)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_reductions_that_compute_stay_one_program_at_a_time() -> None:

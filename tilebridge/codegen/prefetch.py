@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from tilebridge.codegen.width import computes
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import all_exprs, contiguous_store, mentions, offset_from, subexpressions
+from tilebridge.ir.passes import all_exprs, const_bound, contiguous_store, mentions, offset_from, subexpressions
 from tilebridge.ir.types import BITS
 
 LINE = 64
@@ -42,22 +42,6 @@ def base(pointer):
     """The invariant part of `base + index`: what identifies a stream across passes."""
     return pointer.a if isinstance(pointer, n.Binary) and pointer.op == "ptradd" else pointer
 
-
-def const_bound(e) -> int | None:
-    """A constant upper bound of an integer expression, where its form shows one (a constant, the
-    minimum with one, as a tile's loop over a masked row has, or the maximum of two)."""
-    match e:
-        case n.Const(value=int() as value):
-            return value
-        case n.Cast(mode=""):
-            return const_bound(e.a)
-        case n.Binary(op="min"):
-            bounds = [b for b in (const_bound(e.a), const_bound(e.b)) if b is not None]
-            return min(bounds) if bounds else None
-        case n.Binary(op="max"):  # a masked tile's clamped bound: max(min(size, n - start), 0)
-            bounds = [const_bound(e.a), const_bound(e.b)]
-            return None if None in bounds else max(bounds)
-    return None
 
 
 def plan(s, earlier: set) -> dict:

@@ -82,6 +82,23 @@ def offset_from(e, var: n.Var):
     return None
 
 
+def const_bound(e) -> int | None:
+    """A constant upper bound of an integer expression, where its form shows one (a constant, the
+    minimum with one, as a tile's loop over a masked row has, or the maximum of two)."""
+    match e:
+        case n.Const(value=int() as value):
+            return value
+        case n.Cast(mode=""):
+            return const_bound(e.a)
+        case n.Binary(op="min"):
+            bounds = [b for b in (const_bound(e.a), const_bound(e.b)) if b is not None]
+            return min(bounds) if bounds else None
+        case n.Binary(op="max"):  # a masked tile's clamped bound: max(min(size, n - start), 0)
+            bounds = [const_bound(e.a), const_bound(e.b)]
+            return None if None in bounds else max(bounds)
+    return None
+
+
 def contiguous_store(loop: n.For) -> n.MemWrite | None:
     """The store of a vectorized loop that computes scalars (and updates tiles) and ends by writing
     `base[var + offset]` (unit stride, `base` and `offset` invariant): the loops a C renderer may
