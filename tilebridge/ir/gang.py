@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import all_exprs, children, const_bound, nested, own_exprs, rebuild, subexpressions, substitute_stmts
+from tilebridge.ir.passes import children, const_bound, loaded, nested, own_exprs, rebuild, subexpressions, substitute_stmts
 
 PROGRAM_IDS = ("tb_pid_x", "tb_pid_y", "tb_pid_z")
 UNGANGABLE = (n.While, n.Break, n.Label, n.Goto, n.Atomic, n.Print)
@@ -39,10 +39,6 @@ def gangable(kernel: n.Kernel) -> bool:
 
 def stores(s) -> bool:
     return isinstance(s, n.MemWrite) or any(stores(t) for t in nested(s))
-
-
-def reads_memory(s) -> bool:
-    return any(isinstance(x, n.MemRead) for e in all_exprs(s) for x in subexpressions(e))
 
 
 class Uniformity:
@@ -223,6 +219,6 @@ def interleaves(kernel: n.Kernel) -> bool:
     uniform = Uniformity(unique_loop_variables(kernel.body))
 
     def found(body: list) -> bool:
-        return any(isinstance(s, n.For) and uniform.jammed(s) and reads_memory(s)
+        return any(isinstance(s, n.For) and uniform.jammed(s) and loaded([s])
                    or uniform.jammed(s) and found(nested(s)) for s in body)
     return found(kernel.body)
