@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from tilebridge.codegen.width import computes
 from tilebridge.ir import nodes as n
-from tilebridge.ir.passes import all_exprs, const_bound, contiguous_store, mentions, offset_from, subexpressions
+from tilebridge.ir.passes import all_exprs, const_bound, contiguous, contiguous_store, subexpressions
 from tilebridge.ir.types import BITS
 
 LINE = 64
@@ -105,13 +105,6 @@ def streams(loop: n.For, planned: dict) -> list[tuple[n.MemRead, int]]:
             if all(x != r for r, _ in found):
                 found.append((x, planned[base(x.pointer)]))
     return found
-
-
-def contiguous(pointer, var: n.Var) -> bool:
-    if not (isinstance(pointer, n.Binary) and pointer.op == "ptradd") or mentions(pointer.a, var):
-        return False
-    offset = offset_from(pointer.b, var)
-    return offset is not None and not mentions(offset, var)
 
 
 def lines_for(elements: int, read: n.MemRead) -> int:

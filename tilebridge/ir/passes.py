@@ -108,11 +108,15 @@ def contiguous_store(loop: n.For) -> n.MemWrite | None:
     *before, last = loop.body
     if not isinstance(last, n.MemWrite) or not all(isinstance(s, (n.Declare, n.BufWrite)) for s in before):
         return None
-    pointer = last.pointer
-    if not (isinstance(pointer, n.Binary) and pointer.op == "ptradd") or mentions(pointer.a, loop.var):
-        return None
-    offset = offset_from(pointer.b, loop.var)
-    return last if offset is not None and not mentions(offset, loop.var) else None
+    return last if contiguous(last.pointer, loop.var) else None
+
+
+def contiguous(pointer, var: n.Var) -> bool:
+    """Whether `pointer` is `base + offset(var)` with unit stride in `var` (base and the rest invariant)."""
+    if not (isinstance(pointer, n.Binary) and pointer.op == "ptradd") or mentions(pointer.a, var):
+        return False
+    offset = offset_from(pointer.b, var)
+    return offset is not None and not mentions(offset, var)
 
 
 def widen(e):
