@@ -119,6 +119,23 @@ def contiguous(pointer, var: n.Var) -> bool:
     return offset is not None and not mentions(offset, var)
 
 
+def unit_stride(pointer, var: n.Var) -> bool:
+    """Whether `pointer`, a chain of pointer additions (`base + a + b + ...`, as a load through
+    `ptr + rows[:, None] * s0 + cols[None, :] * s1` is), moves by one element per step of `var`:
+    exactly one addend mentions `var`, as `var + invariant`."""
+    addends = []
+    while isinstance(pointer, n.Binary) and pointer.op == "ptradd":
+        addends.append(pointer.b)
+        pointer = pointer.a
+    if mentions(pointer, var):
+        return False
+    moving = [a for a in addends if mentions(a, var)]
+    if len(moving) != 1:
+        return False
+    offset = offset_from(moving[0], var)
+    return offset is not None and not mentions(offset, var)
+
+
 def widen(e):
     return e if e.dtype == I64 else n.Cast(e, I64)
 

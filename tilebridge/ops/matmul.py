@@ -27,7 +27,7 @@ def blocks_for(m: int, n: int) -> tuple[int, int, int]:
     """Tile sizes for an M x N product (the first rule whose size both M and N reach)."""
     return next(sizes for least, sizes in BLOCKS if min(m, n) >= least)
 # The inner strides (sak, sbn, scn) stay specialized: a unit stride makes the tile loads contiguous.
-_INTS = ["M", "N", "K", "sab", "sam", "sbb", "sbk", "scb", "scm", "alpha", "beta"]
+_INTS = ["M", "N", "K", "sab", "sbb", "scb", "scm", "alpha", "beta"]
 
 
 @triton.jit(do_not_specialize=_INTS)

@@ -34,6 +34,7 @@ from tilebridge.frontends.triton.tiles import (
 )
 from tilebridge.frontends.triton.ttir import Block, Module, Op, TType, parse_ttir
 from tilebridge.ir import nodes as n
+from tilebridge.ir import passes
 from tilebridge.ir.passes import optimize
 from tilebridge.ir.types import is_float, is_pointer, pointee
 
@@ -85,18 +86,34 @@ class Lowerer(ComputeLowering, ControlLowering):
         self.buffers.append(buf)
         return buf
 
-    def loop_nest(self, shape: tuple, body_fn, vectorize: bool = True) -> None:
-        """Emit loops over `shape` (innermost vectorizable); dims of size 1 get no loop."""
+    def loop_nest(self, shape: tuple, body_fn, vectorize: bool = True, order: tuple | None = None) -> None:
+        """Emit loops over `shape` (innermost vectorizable), nested in `order` (outermost first; by
+        default the last dim innermost); dims of size 1 get no loop. A loop nest in another order
+        writes its tile with a stride, which `omp simd` would turn into scatters: it stays scalar."""
         idx = tuple(c0() if d == 1 else n.Var(self.fresh("i"), I32) for d in shape)
         outer = self.stmts
         body: list = []
         self.stmts = body
         body_fn(idx)
         self.stmts = outer
-        inner_dims = [k for k, d in enumerate(shape) if d != 1]
+        inner_dims = [k for k in (order or range(len(shape))) if shape[k] != 1]
         for k in reversed(inner_dims):
-            body = [n.For(idx[k], c0(), c0(shape[k]), c0(1), body, vectorize=vectorize and k == inner_dims[-1])]
+            body = [n.For(idx[k], c0(), c0(shape[k]), c0(1), body, vectorize=vectorize and k == inner_dims[-1] and order is None)]
         self.stmts.extend(body)
+
+    def read_order(self, gen, shape: tuple) -> tuple | None:
+        """The loop order that reads a tile's memory contiguously where the default order would not:
+        a tile loaded along its next-to-last dim (`ptr + k[:, None] + n[None, :] * stride`, the
+        transposed weight of a linear layer) is copied with that dim innermost, so the reads are
+        unit-stride and only the writes into the tile stride. None keeps the default order."""
+        if len(shape) < 2 or shape[-1] == 1 or shape[-2] == 1:
+            return None
+        probe = tuple(n.Var(f"tb_probe{k}", I32) for k in range(len(shape)))
+        reads = [e for e in passes.subexpressions(gen(probe)) if isinstance(e, n.MemRead)]
+        if not reads or any(passes.unit_stride(r.pointer, probe[-1]) for r in reads) \
+                or not all(passes.unit_stride(r.pointer, probe[-2]) for r in reads):
+            return None
+        return (*range(len(shape) - 2), len(shape) - 1, len(shape) - 2)
 
     def read_buffer(self, tv: TVal, buf: n.Buffer) -> None:
         shape = tv.shape
@@ -119,7 +136,8 @@ class Lowerer(ComputeLowering, ControlLowering):
             return tv
         buf, tv.fill = tv.fill or self.new_buffer(tv.dtype, tv.type.numel, stem), None
         gen, shape = tv.gen, tv.shape
-        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), gen(idx))))
+        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), gen(idx))),
+                       order=self.read_order(gen, shape))
         self.read_buffer(tv, buf)
         return tv
 

@@ -327,7 +327,8 @@ class ComputeLowering:
                 self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(source.gen(sidx), dtype)))
             self.loop_nest(source.shape, write)
             return
-        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(src.gen(idx), dtype))))
+        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(src.gen(idx), dtype))),
+                       order=self.read_order(src.gen, shape))
 
     def prefix_sums(self, src: TVal, ty: TType) -> TVal:
         """fp32 cumsum along rows: the header's vector scan (log-step sums inside a vector, a running
