@@ -78,6 +78,42 @@ def test_row_mask_of_a_tile_selects_one_of_two_loops() -> None:
     assert branch.orelse[0].body[0].value == n.Const(0.0, "f32")
 
 
+def test_a_mask_splits_the_range_beside_a_select_on_an_invariant() -> None:
+    """A masked load whose `other` is itself a select on the row mask (`other=first`, the row's
+    first element where the row exists): the bound condition still splits the range, and the row
+    mask, an invariant, picks one of two loop sets."""
+    buf = n.Buffer("t", "f32", 256)
+    row_ok = n.Binary("lt", off, limit, "i1")
+    in_row = n.Binary("and", n.Binary("lt", i, limit, "i1"), row_ok, "i1")
+    first = n.Select(row_ok, n.MemRead(ptr, "f32"), n.Const(0.0, "f32"), "f32")
+    value = n.Select(in_row, n.MemRead(n.Binary("ptradd", ptr, i, "ptr<f32>"), "f32"), first, "f32")
+    (branch,) = masks_to_bounds([n.For(i, c(0), c(256), c(1), [n.BufWrite(buf, i, value)], vectorize=True)])
+    assert isinstance(branch, n.If) and branch.cond == row_ok
+    inside, past_end = branch.then
+    assert isinstance(inside.body[0].value, n.MemRead)
+    assert "limit" in render_kernel(n.Kernel("k", [off, limit, ptr], [], [branch]))
+    assert past_end.body[0].value == first  # `other` as the load gave it, a select the C compiler hoists
+
+
+def test_a_row_folded_in_chunks_splits_its_full_chunks_under_a_row_mask() -> None:
+    """A reduction folding a row in chunks of 64 lanes (`for r in [64, n) step 64: for j in [0, 64)`),
+    masked by the row's length and by an invariant row mask: the chunks wholly inside the row run a
+    constant-length inner loop whose only select is the row mask's (then split as a row mask is)."""
+    lanes, r, j = n.Buffer("lanes", "f32", 64), n.Var("r", I32), n.Var("j", I32)
+    row_ok = n.Binary("lt", off, limit, "i1")
+    at = n.Binary("add", r, j, I32)
+    mask = n.Binary("and", n.Binary("lt", at, limit, "i1"), row_ok, "i1")
+    load = n.Select(mask, n.MemRead(n.Binary("ptradd", ptr, at, "ptr<f32>"), "f32"), n.Const(0.0, "f32"), "f32")
+    fold = n.BufWrite(lanes, j, n.Binary("add", n.BufRead(lanes, j), load, "f32"))
+    loop = n.For(r, c(64), c(1024), c(64), [n.For(j, c(0), c(64), c(1), [fold], vectorize=True)])
+    full, rest = masks_to_bounds([loop])
+    assert isinstance(full, n.For) and isinstance(rest, n.For) and full.stop != loop.stop
+    (branch,) = full.body
+    assert isinstance(branch, n.If) and branch.cond == row_ok
+    (inner,) = branch.then
+    assert inner.stop == c(64) and isinstance(inner.body[0].value.b, n.MemRead)
+
+
 def test_condition_on_a_value_of_the_loop_body_stays_inside() -> None:
     """`f` is declared in the body: a condition on it is not invariant and must not leave the loop."""
     buf, f = n.Buffer("t", "f32", 256), n.Var("f", "f32")

@@ -61,7 +61,7 @@ MATH = {name: (name + "f", name) for name in (
     "exp", "exp2", "exp10", "expm1", "log", "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan",
     "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "erfc", "cbrt", "sqrt", "floor", "ceil", "trunc",
     "round", "rint", "nearbyint", "lgamma", "tgamma", "logb", "j0", "j1", "y0", "y1")}
-MATH.update({"exp": ("tb_expf", "exp"), "exp2": ("tb_exp2f", "exp2")})  # branch-free, see tilebridge.h
+MATH.update({"exp": ("tb_expf", "exp"), "exp2": ("tb_exp2f", "exp2"), "erf": ("tb_erff", "erf")})  # branch-free, see tilebridge.h
 MATH.update({"abs": ("fabsf", "fabs"), "rsqrt": ("tb_rsqrtf", "tb_rsqrt"), "erfinv": ("tb_erfinvf", "tb_erfinvf")})
 PREDICATES = {"isnan": "isnan({a})", "isinf": "isinf({a})", "isfinite": "isfinite({a})", "signbit": "(signbit({a}) != 0)"}
 INT_UNARY = {"clz": ("tb_clz32({a})", "tb_clz64({a})"), "ctz": ("tb_ctz32({a})", "tb_ctz64({a})"),

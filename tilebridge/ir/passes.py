@@ -385,6 +385,12 @@ def rewrite_for(loop: n.For) -> list:
             select_conditions(e, conditions)
     local = declared(body)
     splits = [(c, parts) for c in conditions if (parts := split_bounds(conjuncts(c), var, local)) is not None]
+    # One condition with bounds on the loop variable splits the range, whatever invariant selects
+    # ride along (`where(k_in, x[0], 0)`, a masked load's `other` read from the row's first element):
+    # the split substitutes the bound condition's invariant terms, and the rest stay selects.
+    bounded = [split for split in splits if split[1][0] or split[1][1]]
+    if len(bounded) == 1:
+        splits = bounded
     if len(splits) != 1:
         return [loop]
     condition, (lo, hi, invariant, affine) = splits[0]
@@ -419,15 +425,23 @@ def split_full_chunks(loop: n.For) -> list | None:
             return None
         for e in stmt_exprs(st):
             select_conditions(e, conditions)
+    conditions = [c for c in conditions if mentions(c, inner.var)]  # selects on invariants stay as they are
     if len(conditions) != 1:
         return None
     last = n.Const(inner.stop.value - 1, inner.var.dtype)
     chunk_terms = []  # each conjunct at the chunk's last element, as a condition on the outer index
+    invariant = []  # conjuncts on neither index (a 2-D tile's row mask): they stay, as a select on the whole chunk
     for c in conjuncts(conditions[0]):
+        if not mentions(c, inner.var) and not mentions(c, loop.var) and not reads_memory(c) \
+                and not any(mentions(c, v) for v in declared(inner.body)):
+            invariant.append(c)
+            continue
         bound = as_bound(c, inner.var)
         if bound is None or bound[0] != "hi":
             return None
         chunk_terms.append(substitute(c, {inner.var: last}))
+    if not chunk_terms:
+        return None
     parts = split_bounds(chunk_terms, loop.var, declared(inner.body))
     if parts is None or parts[0] or parts[2] or not parts[1]:
         return None
@@ -440,7 +454,8 @@ def split_full_chunks(loop: n.For) -> list | None:
     chunks = n.Binary("div", n.Binary("add", span, n.Const(loop.step.value - 1, I64), I64), step, I64)
     split = n.Binary("min", n.Binary("add", widen(loop.start), n.Binary("mul", chunks, step, I64), I64), widen(loop.stop), I64)
     split = n.Cast(split, loop.stop.dtype)
-    full_inner = dataclasses.replace(inner, body=substitute_stmts(inner.body, {conditions[0]: TRUE}))
+    within = and_all(invariant) if invariant else TRUE
+    full_inner = dataclasses.replace(inner, body=substitute_stmts(inner.body, {conditions[0]: within}))
     return [dataclasses.replace(loop, stop=split, body=[full_inner]), dataclasses.replace(loop, start=split)]
 
 

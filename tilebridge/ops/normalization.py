@@ -1,7 +1,8 @@
 """layer_norm forward and backward (`native_layer_norm`, `native_layer_norm_backward`).
 
 Rows are the normalized trailing dims, flattened: one program per row, walking it in blocks (two
-passes for the statistics, one for the write), fp32 throughout. The backward writes dx per row and
+passes for the statistics, one for the write), fp32 throughout; a row of at most
+`reduction.ONE_BLOCK_MAX` is one block. The backward writes dx per row and
 the per-element products dy * x_hat to a scratch matrix; dw and db are column sums of that matrix and
 of dy, done by the library's own reduction kernel.
 """
@@ -14,7 +15,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
-from tilebridge.ops.reduction import reduce_kernel
+from tilebridge.ops.reduction import one_block, reduce_kernel
 from tilebridge.ops.registry import FLOATS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS
 
@@ -24,9 +25,27 @@ BLOCK = 256
 
 @triton.jit(do_not_specialize=["N", "eps"])
 def layer_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, N, eps, HAS_WEIGHT: tl.constexpr,
-                      HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr):
+                      HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr = False):
+    """With ONE_BLOCK (N <= BLOCK) the row is one load that the mean, the variance and the write read
+    where it lies; otherwise three passes over it in blocks."""
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * N
+    if ONE_BLOCK:
+        cols = tl.arange(0, BLOCK)
+        inside = cols < N
+        x = tl.load(x_row + cols, mask=inside, other=0.0).to(tl.float32)
+        mean = tl.sum(x, 0) / N
+        deviation = tl.where(inside, x - mean, 0.0)
+        rstd = 1.0 / tl.sqrt_rn(tl.sum(deviation * deviation, 0) / N + eps)
+        y = deviation * rstd
+        if HAS_WEIGHT:
+            y = y * tl.load(w_ptr + cols, mask=inside, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            y = y + tl.load(b_ptr + cols, mask=inside, other=0.0).to(tl.float32)
+        tl.store(y_ptr + row * N + cols, y.to(y_ptr.dtype.element_ty), mask=inside)
+        tl.store(mean_ptr + row, mean.to(mean_ptr.dtype.element_ty))
+        tl.store(rstd_ptr + row, rstd.to(rstd_ptr.dtype.element_ty))
+        return
     total = tl.zeros([BLOCK], tl.float32)
     for start in range(0, N, BLOCK):
         cols = start + tl.arange(0, BLOCK)
@@ -130,8 +149,10 @@ def native_layer_norm(x: torch.Tensor, normalized_shape: list[int], weight: torc
     mean = torch.empty(stats_shape, dtype=statistics_dtype(x, x.dtype))
     rstd = torch.empty(stats_shape, dtype=mean.dtype)
     xc = x.contiguous()
+    single = one_block(N, 1)
     layer_norm_kernel[(M,)](xc, weight if weight is not None else xc, bias if bias is not None else xc, y, mean, rstd, N,
-                            float(eps), HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, BLOCK=BLOCK)
+                            float(eps), HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, BLOCK=single or BLOCK,
+                            ONE_BLOCK=single is not None)
     return y, mean, rstd
 
 

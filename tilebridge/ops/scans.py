@@ -19,7 +19,7 @@ import triton.language as tl
 
 from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
-from tilebridge.ops.reduction import _blocks, _mergeable, as_mnk
+from tilebridge.ops.reduction import _blocks, _mergeable, as_mnk, one_block
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, claim, register
 from tilebridge.ops.strided import MAX_ELEMENTS, has_internal_overlap
 
@@ -34,7 +34,8 @@ def _multiply(a, b):
     return a * b
 
 
-@triton.jit(do_not_specialize=["N", "K", "sm", "sn", "sk", "om", "on", "ok", "is_prod"])
+# Strides along n and k stay specialized: a unit one (a row scanned where it lies) makes loads and stores contiguous.
+@triton.jit(do_not_specialize=["N", "K", "sm", "om", "is_prod"])
 def scan_kernel(x_ptr, out_ptr, N, K, sm, sn, sk, om, on, ok, is_prod, ACC: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_K: tl.constexpr):
     """out[m, n, k] = sum (is_prod: product) of x[m, :n + 1, k]; in place is safe (each block is read before it is
@@ -233,9 +234,13 @@ def _scan(overload: str, op: str, inplace: bool):
             return out
         view, M, N, K, (sm, sn, sk) = as_mnk(x, [dim])
         target, (om, on, ok) = _target(out, dim)
-        if K == 1 and M > 1:  # scanning the last dim: rows become the lanes, so a program scans 32 rows at once
-            M, K, sm, sk, om, ok = 1, M, 0, sm, 0, om
-        block_n, block_k = _blocks(K)
+        single = one_block(N, K)
+        if single is not None:  # a short last dim: one program scans one row in one block, where it lies
+            block_n, block_k = single, 1
+        else:
+            if K == 1 and M > 1:  # scanning a long last dim: rows become the lanes, a program scans 32 rows at once
+                M, K, sm, sk, om, ok = 1, M, 0, sm, 0, om
+            block_n, block_k = _blocks(K)
         scan_kernel[(M, cdiv(K, block_k))](view, target, N, K, sm, sn, sk, om, on, ok, int(op == "prod"),
                                                   ACC=tl.float32 if floating else tl.int64, BLOCK_N=block_n,
                                                   BLOCK_K=block_k)

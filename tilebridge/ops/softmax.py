@@ -2,7 +2,8 @@
 
 The input is viewed as (M, N, K) with the softmax dim as N (see `reduction.as_mnk`); one program owns
 one m and a block of K lanes and makes three passes over N: the max, the sum of exponentials, the
-write. The output is contiguous in the input's dim order.
+write; a contiguous row of at most `reduction.ONE_BLOCK_MAX` is one block that the three read where
+it lies. The output is contiguous in the input's dim order.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from triton.language.extra import libdevice
 
 from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
-from tilebridge.ops.reduction import _blocks, as_mnk, nan_max
+from tilebridge.ops.reduction import _blocks, as_mnk, nan_max, one_block
 from tilebridge.ops.registry import FLOATS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS
 
@@ -23,11 +24,28 @@ CATEGORY = "softmax"
 
 
 @triton.jit(do_not_specialize=["M", "N", "K", "sm"])  # sn, sk specialized: stride 1 gives contiguous loads
-def softmax_kernel(x_ptr, out_ptr, M, N, K, sm, sn, sk, LOG: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def softmax_kernel(x_ptr, out_ptr, M, N, K, sm, sn, sk, LOG: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                   ONE_BLOCK: tl.constexpr = False):
+    """With ONE_BLOCK (N <= BLOCK_N) the softmax dim is one load: max, sum and write read it where it lies."""
     m = tl.program_id(0).to(tl.int64)
     ks = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
     k_in = ks < K
     base = x_ptr + m * sm + ks.to(tl.int64)[None, :] * sk
+    if ONE_BLOCK:
+        ns = tl.arange(0, BLOCK_N)
+        inside = (ns < N)[:, None] & k_in[None, :]
+        x = tl.load(base + ns.to(tl.int64)[:, None] * sn, mask=inside, other=-float("inf")).to(tl.float32)
+        row_max = tl.reduce(x, 0, nan_max)
+        shift = tl.where(row_max == -float("inf"), 0.0, row_max)
+        e = libdevice.exp(x - shift[None, :])
+        row_sum = tl.sum(e, 0)
+        if LOG:
+            y = x - shift[None, :] - libdevice.log(row_sum)[None, :]
+        else:
+            y = e / row_sum[None, :]
+        out_at = out_ptr + m * N * K + ks.to(tl.int64)[None, :] + ns.to(tl.int64)[:, None] * K
+        tl.store(out_at, y.to(out_ptr.dtype.element_ty), mask=inside)
+        return
     top = tl.full([BLOCK_N, BLOCK_K], -float("inf"), tl.float32)
     for start in range(0, N, BLOCK_N):
         ns = start + tl.arange(0, BLOCK_N)
@@ -57,12 +75,25 @@ def softmax_kernel(x_ptr, out_ptr, M, N, K, sm, sn, sk, LOG: tl.constexpr, BLOCK
 
 @triton.jit(do_not_specialize=["M", "N", "K"])
 def softmax_backward_kernel(grad_ptr, y_ptr, out_ptr, M, N, K, LOG: tl.constexpr, BLOCK_N: tl.constexpr,
-                            BLOCK_K: tl.constexpr):
-    """softmax: dx = y (g - sum(g y)); log_softmax: dx = g - exp(y) sum(g). All three tensors contiguous."""
+                            BLOCK_K: tl.constexpr, ONE_BLOCK: tl.constexpr = False):
+    """softmax: dx = y (g - sum(g y)); log_softmax: dx = g - exp(y) sum(g). All three tensors contiguous.
+    With ONE_BLOCK (N <= BLOCK_N) each tensor's block is one load, read where it lies by both passes."""
     m = tl.program_id(0).to(tl.int64)
     ks = tl.program_id(1) * BLOCK_K + tl.arange(0, BLOCK_K)
     k_in = ks < K
     offset = m * N * K + ks.to(tl.int64)[None, :]
+    if ONE_BLOCK:
+        ns = tl.arange(0, BLOCK_N)
+        inside = (ns < N)[:, None] & k_in[None, :]
+        at = offset + ns.to(tl.int64)[:, None] * K
+        g = tl.load(grad_ptr + at, mask=inside, other=0.0).to(tl.float32)
+        y = tl.load(y_ptr + at, mask=inside, other=0.0).to(tl.float32)
+        if LOG:
+            dx = g - libdevice.exp(y) * tl.sum(g, 0)[None, :]
+        else:
+            dx = y * (g - tl.sum(g * y, 0)[None, :])
+        tl.store(out_ptr + at, dx.to(out_ptr.dtype.element_ty), mask=inside)
+        return
     total = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
     for start in range(0, N, BLOCK_N):
         ns = start + tl.arange(0, BLOCK_N)
@@ -120,8 +151,9 @@ def _forward(overload: str, log: bool):
             return out
         view, M, N, K, (sm, sn, sk) = as_mnk(x, [_dim(x, bound["dim"])])
         block_n, block_k = _blocks(K)
-        softmax_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, LOG=log, BLOCK_N=block_n,
-                                                     BLOCK_K=block_k)
+        single = one_block(N, K)
+        softmax_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, LOG=log, BLOCK_N=single or block_n,
+                                              BLOCK_K=block_k, ONE_BLOCK=single is not None)
         return out
 
     return wrapper
@@ -146,8 +178,10 @@ def _backward(overload: str, log: bool):
         for d, s in enumerate(shape):
             M, N, K = (M * s, N, K) if d < dim else ((M, N * s, K) if d == dim else (M, N, K * s))
         block_n, block_k = _blocks(K)
+        single = one_block(N, K)
         softmax_backward_kernel[(M, cdiv(K, block_k))](grad.contiguous(), y.contiguous(), out, M, N, K, LOG=log,
-                                                              BLOCK_N=block_n, BLOCK_K=block_k)
+                                                       BLOCK_N=single or block_n, BLOCK_K=block_k,
+                                                       ONE_BLOCK=single is not None)
         return out
 
     return wrapper
