@@ -248,6 +248,19 @@ def _blocks(K: int) -> tuple[int, int]:
     return (1024, 1) if K == 1 else (32, 32)
 
 
+def column_blocks(M: int, K: int) -> tuple[int, int]:
+    """(BLOCK_N, BLOCK_K) for reducing over a strided axis with K kept elements contiguous beside it
+    (a mean over dim 0): tiles of 1024 elements, as wide in K as the kept dims allow up to 512, but
+    narrow enough for one program per thread. 4096x1024 over dim 0: 32x32 tiles 0.72 ms, 8x128
+    0.38, 2x512 0.31 (ATen 0.43); 65536x64: 16x64 0.58 (ATen 0.68)."""
+    if K == 1:
+        return _blocks(K)
+    block_k = min(512, triton.next_power_of_2(K))
+    while block_k > 32 and M * cdiv(K, block_k) < torch.get_num_threads():
+        block_k //= 2
+    return max(1, 1024 // block_k), block_k
+
+
 def one_block(N: int, K: int) -> int | None:
     """BLOCK_N for reducing a contiguous-in-memory row of N in one load (K == 1, N short enough), else None."""
     return triton.next_power_of_2(N) if K == 1 and N <= ONE_BLOCK_MAX else None
@@ -308,7 +321,7 @@ def _launch(op: str, x: torch.Tensor, dims: list[int], out: torch.Tensor, correc
         return
     if N == 0:
         raise Decline("empty reduction: ATen's identity or error")
-    block_n, block_k = _blocks(K)
+    block_n, block_k = column_blocks(M, K)
     single = one_block(N, K)
     acc = tl.float32 if x.dtype.is_floating_point or out.dtype.is_floating_point else tl.int64
     reduce_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, float(correction), float(p), OP=op,
@@ -394,7 +407,7 @@ def _arg_wrapper(overload: str, is_max: bool, with_values: bool):
         if N == 0:
             raise Decline("empty: ATen's error")
         if index.numel():
-            block_n, block_k = _blocks(K)
+            block_n, block_k = column_blocks(M, K)
             arg_reduce_kernel[(M, cdiv(K, block_k))](view, values, index, M, N, K, sm, sn, sk, IS_MAX=is_max,
                                                             ACC=TRITON_DTYPES[_accumulator(x.dtype)], WRITE_VALUES=with_values,
                                                             BLOCK_N=block_n, BLOCK_K=block_k)
