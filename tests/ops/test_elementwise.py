@@ -125,6 +125,34 @@ def test_special_values(library):
     assert torch.fmax(x, torch.zeros(7))[0] == 0
 
 
+def test_operand_layouts(library, generator):
+    """Each tensor of a pointwise kernel is read as its layout allows: contiguous ("c"), one element for
+    every index (a Python scalar, a broadcast 0-dim tensor: "s"), or through its strides ("g"); every
+    mix of the three, the output too, on a masked length."""
+    from tilebridge.ops.strided import Layout
+
+    x = random((37, 130), torch.float32, generator)
+    scalar, row, column = torch.tensor(1.75), random((130,), torch.float32, generator), random((37, 1), torch.float32, generator)
+    cases = [  # (result, float64 reference): kinds ccs, ccs, csc, ccg, cgg, cccs, cs
+        (lambda: x * 1.5, lambda: x.double() * 1.5), (lambda: x + scalar, lambda: x.double() + 1.75),
+        (lambda: scalar - x, lambda: 1.75 - x.double()), (lambda: x * row, lambda: x.double() * row.double()),
+        (lambda: x.t() / column.t(), lambda: x.double().t() / column.double().t()),
+        (lambda: torch.where(x > 0, x, 0.0), lambda: torch.where(x > 0, x.double(), 0.0)),
+        (lambda: torch.exp(scalar.expand(37, 130)), lambda: torch.exp(scalar.double()).expand(37, 130)),
+    ]
+    for result, reference in cases:
+        torch.testing.assert_close(result().double(), reference(), rtol=1e-6, atol=1e-6)
+    assert Layout(torch.empty(37, 130), [x, scalar.expand(37, 130)]).kinds == "ccs"
+    assert Layout(torch.empty(37, 130), [x, row.expand(37, 130)]).kinds == "ccg"
+    assert Layout(torch.empty(130, 37), [x.t(), column.t().expand(130, 37)]).kinds == "cgg"
+    out = torch.empty(130, 37).t()  # a strided output
+    torch.mul(x, scalar, out=out)
+    torch.testing.assert_close(out.double(), x.double() * 1.75)
+    assert Layout(out, [x, scalar.expand(37, 130)]).kinds == "gcs"
+    assert torch.neg(torch.zeros(5)).signbit().all()  # -0.0, as ATen's neg gives, not 0 - 0.0
+    assert library["served"]["mul.Tensor"] >= 2 and library["served"]["neg"] == 1
+
+
 def test_reductions_softmax_layer_norm_matmul(library, generator):
     """One strided case per family; the harness runs PyTorch's own samples for the rest."""
     x = noncontiguous(random((6, 37, 5), torch.float32, generator))

@@ -152,7 +152,7 @@ def reciprocal(x, p0, p1, p2):
 
 @triton.jit
 def neg(x, p0, p1, p2):
-    return -x
+    return x * -1  # Triton's -x is 0 - x, which makes -0.0 of 0.0 +0.0; ATen's neg keeps the sign flip
 
 
 @triton.jit

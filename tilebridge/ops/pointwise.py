@@ -34,61 +34,62 @@ def _jit(fn):
                       do_not_specialize_on_alignment=[n for n in _POINTERS if n in fn.__code__.co_varnames])
 
 
+@triton.jit
+def _load(ptr, index, inside, s1, s2, s3, t0, t1, t2, t3, RANK: tl.constexpr, KIND: tl.constexpr):
+    """An operand's elements at flat `index`: KIND "c" contiguous, "s" one element every index reads (a
+    Python scalar, a broadcast 0-dim tensor: loaded once, broadcast by the arithmetic), "g" strided."""
+    if KIND == "s":
+        value = tl.load(ptr)
+    elif KIND == "c":
+        value = tl.load(ptr + index, mask=inside)
+    else:
+        value = tl.load(ptr + strided_offset(index, s1, s2, s3, t0, t1, t2, t3, RANK), mask=inside)
+    return value
+
+
+@triton.jit
+def _store(ptr, index, inside, value, s1, s2, s3, t0, t1, t2, t3, RANK: tl.constexpr, KIND: tl.constexpr):
+    if KIND == "c":
+        tl.store(ptr + index, value.to(ptr.dtype.element_ty), mask=inside)
+    else:
+        tl.store(ptr + strided_offset(index, s1, s2, s3, t0, t1, t2, t3, RANK), value.to(ptr.dtype.element_ty), mask=inside)
+
+
 @_jit
 def unary_kernel(out_ptr, a_ptr, n, s1, s2, s3, t00, t01, t02, t03, t10, t11, t12, t13, p0, p1, p2,
-                 FN: tl.constexpr, COMPUTE: tl.constexpr, RANK: tl.constexpr, CONTIGUOUS: tl.constexpr,
+                 FN: tl.constexpr, COMPUTE: tl.constexpr, RANK: tl.constexpr, KINDS: tl.constexpr,
                  BLOCK: tl.constexpr):
+    """KINDS: a letter per tensor, out first, as `_load` reads them."""
     index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = index < n
-    if CONTIGUOUS:
-        out_offset = index
-        a_offset = index
-    else:
-        out_offset = strided_offset(index, s1, s2, s3, t00, t01, t02, t03, RANK)
-        a_offset = strided_offset(index, s1, s2, s3, t10, t11, t12, t13, RANK)
-    a = tl.load(a_ptr + a_offset, mask=inside).to(COMPUTE)
-    tl.store(out_ptr + out_offset, FN(a, p0, p1, p2).to(out_ptr.dtype.element_ty), mask=inside)
+    a = _load(a_ptr, index, inside, s1, s2, s3, t10, t11, t12, t13, RANK, tl.constexpr(KINDS[1])).to(COMPUTE)
+    _store(out_ptr, index, inside, FN(a, p0, p1, p2), s1, s2, s3, t00, t01, t02, t03, RANK,
+           tl.constexpr(KINDS[0]))
 
 
 @_jit
 def binary_kernel(out_ptr, a_ptr, b_ptr, n, s1, s2, s3, t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23,
-                  p0, p1, p2, FN: tl.constexpr, COMPUTE: tl.constexpr, RANK: tl.constexpr, CONTIGUOUS: tl.constexpr,
+                  p0, p1, p2, FN: tl.constexpr, COMPUTE: tl.constexpr, RANK: tl.constexpr, KINDS: tl.constexpr,
                   BLOCK: tl.constexpr):
     index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = index < n
-    if CONTIGUOUS:
-        out_offset = index
-        a_offset = index
-        b_offset = index
-    else:
-        out_offset = strided_offset(index, s1, s2, s3, t00, t01, t02, t03, RANK)
-        a_offset = strided_offset(index, s1, s2, s3, t10, t11, t12, t13, RANK)
-        b_offset = strided_offset(index, s1, s2, s3, t20, t21, t22, t23, RANK)
-    a = tl.load(a_ptr + a_offset, mask=inside).to(COMPUTE)
-    b = tl.load(b_ptr + b_offset, mask=inside).to(COMPUTE)
-    tl.store(out_ptr + out_offset, FN(a, b, p0, p1, p2).to(out_ptr.dtype.element_ty), mask=inside)
+    a = _load(a_ptr, index, inside, s1, s2, s3, t10, t11, t12, t13, RANK, tl.constexpr(KINDS[1])).to(COMPUTE)
+    b = _load(b_ptr, index, inside, s1, s2, s3, t20, t21, t22, t23, RANK, tl.constexpr(KINDS[2])).to(COMPUTE)
+    _store(out_ptr, index, inside, FN(a, b, p0, p1, p2), s1, s2, s3, t00, t01, t02, t03,
+           RANK, tl.constexpr(KINDS[0]))
 
 
 @_jit
 def ternary_kernel(out_ptr, a_ptr, b_ptr, c_ptr, n, s1, s2, s3, t00, t01, t02, t03, t10, t11, t12, t13,
                    t20, t21, t22, t23, t30, t31, t32, t33, p0, p1, FN: tl.constexpr, COMPUTE: tl.constexpr,
-                   RANK: tl.constexpr, CONTIGUOUS: tl.constexpr, BLOCK: tl.constexpr):
+                   RANK: tl.constexpr, KINDS: tl.constexpr, BLOCK: tl.constexpr):
     index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = index < n
-    if CONTIGUOUS:
-        out_offset = index
-        a_offset = index
-        b_offset = index
-        c_offset = index
-    else:
-        out_offset = strided_offset(index, s1, s2, s3, t00, t01, t02, t03, RANK)
-        a_offset = strided_offset(index, s1, s2, s3, t10, t11, t12, t13, RANK)
-        b_offset = strided_offset(index, s1, s2, s3, t20, t21, t22, t23, RANK)
-        c_offset = strided_offset(index, s1, s2, s3, t30, t31, t32, t33, RANK)
-    a = tl.load(a_ptr + a_offset, mask=inside).to(COMPUTE)
-    b = tl.load(b_ptr + b_offset, mask=inside).to(COMPUTE)
-    c = tl.load(c_ptr + c_offset, mask=inside).to(COMPUTE)
-    tl.store(out_ptr + out_offset, FN(a, b, c, p0, p1).to(out_ptr.dtype.element_ty), mask=inside)
+    a = _load(a_ptr, index, inside, s1, s2, s3, t10, t11, t12, t13, RANK, tl.constexpr(KINDS[1])).to(COMPUTE)
+    b = _load(b_ptr, index, inside, s1, s2, s3, t20, t21, t22, t23, RANK, tl.constexpr(KINDS[2])).to(COMPUTE)
+    c = _load(c_ptr, index, inside, s1, s2, s3, t30, t31, t32, t33, RANK, tl.constexpr(KINDS[3])).to(COMPUTE)
+    _store(out_ptr, index, inside, FN(a, b, c, p0, p1), s1, s2, s3, t00, t01, t02, t03,
+           RANK, tl.constexpr(KINDS[0]))
 
 
 KERNELS = {1: (unary_kernel, 3), 2: (binary_kernel, 3), 3: (ternary_kernel, 2)}
@@ -106,7 +107,7 @@ def launch(fn: Any, out: torch.Tensor, inputs: list[torch.Tensor], params: Itera
     values = [int(p) if as_int else float(p) for p in params]
     values += [0] * (n_params - len(values))
     kernel[layout.grid()](*layout.args(), *values, FN=fn, COMPUTE=compute_dtype(compute), RANK=layout.rank,
-                          CONTIGUOUS=layout.contiguous, BLOCK=BLOCK)
+                          KINDS=layout.kinds, BLOCK=BLOCK)
 
 
 # --- the wrapper factory ---------------------------------------------------------------------------------

@@ -62,7 +62,12 @@ class Layout:
         self.tensors = operands
         self.numel = out.numel()
         self.rank = len(sizes)
-        self.contiguous = self.rank == 1 and all(s[0] == 1 for s in strides)
+        dense = [1]
+        for size in reversed(sizes[1:]):
+            dense.insert(0, dense[0] * size)
+        # per tensor, out first: "c" laid out as the flat index, "s" one element for every index, "g" strided
+        self.kinds = "".join("s" if not any(s) else "c" if all(t == d for t, d, z in zip(s, dense, sizes) if z != 1)
+                             else "g" for s in strides)
         pad = MAX_RANK - self.rank
         self.sizes = [1] * pad + sizes
         self.strides = [[0] * pad + s for s in strides]
