@@ -42,9 +42,11 @@ _INTS = ["L", "N", "s1", "s2", "s3", "f0", "f1", "f2", "f3", "g0", "g1", "g2", "
 @triton.jit(do_not_specialize=_INTS, do_not_specialize_on_alignment=["out_ptr", "source_ptr", "index_ptr"])
 def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f3, g0, g1, g2, g3, h0, h1, h2, h3,
                  fixed_step, indexed_step, index_step, skip, alpha, op, MODE: tl.constexpr, COMPUTE: tl.constexpr,
-                 UNIT: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_J: tl.constexpr):
+                 UNIT: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_J: tl.constexpr, SHARED_INDEX: tl.constexpr = False):
     """The fixed tensor is addressed by (lane, j) (strides f, fixed_step), the indexed one by (lane, index)
-    (strides g, indexed_step), the index by (lane, j) (strides h, index_step); j with index == skip is left out."""
+    (strides g, indexed_step), the index by (lane, j) (strides h, index_step); j with index == skip is left out.
+    SHARED_INDEX: every lane reads the same index at j (h all zero: index_select, embedding), loaded once
+    per j, so a row of lanes is one run of addresses the C compiler vectorizes instead of a gather."""
     lanes = tl.program_id(0) * BLOCK_L + tl.arange(0, BLOCK_L)
     lane_in = lanes < L
     if UNIT:  # lanes are one run of stride 1 in both tensors: contiguous rows the C compiler vectorizes
@@ -57,7 +59,10 @@ def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f
     for start in range(tl.program_id(1) * BLOCK_J, N, BLOCK_J * tl.num_programs(1)):
         js = (start + tl.arange(0, BLOCK_J)).to(tl.int64)[:, None]  # tiles are (j, lane): lanes innermost
         inside = lane_in[None, :] & (js < N)
-        index = tl.load(index_ptr + index_lane + js * index_step, mask=inside, other=0).to(tl.int64)
+        if SHARED_INDEX:
+            index = tl.load(index_ptr + js * index_step, mask=js < N, other=0).to(tl.int64)
+        else:
+            index = tl.load(index_ptr + index_lane + js * index_step, mask=inside, other=0).to(tl.int64)
         inside = inside & (index != skip)
         fixed = fixed_lane + js * fixed_step
         indexed = indexed_lane + index * indexed_step
@@ -121,7 +126,8 @@ def lines(mode: str, out: torch.Tensor, source: torch.Tensor, index: torch.Tenso
     alpha = float(alpha) if out.dtype.is_floating_point else int(alpha)
     kind, op = (mode, 0) if moving else ("reduce", REDUCTIONS[mode])
     lines_kernel[grid](out, source, index, L, N, *sizes[1:], *f, *g, *h, fixed[1], indexed[1], index_strides[1], skip,
-                       alpha, op, MODE=kind, COMPUTE=compute, UNIT=unit, BLOCK_L=block_l, BLOCK_J=block_j)
+                       alpha, op, MODE=kind, COMPUTE=compute, UNIT=unit, BLOCK_L=block_l, BLOCK_J=block_j,
+                       SHARED_INDEX=not any(h))
 
 
 def check_range(index: torch.Tensor, size: int, negative: bool = False) -> None:

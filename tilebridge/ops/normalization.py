@@ -23,6 +23,17 @@ CATEGORY = "normalization"
 BLOCK = 256
 
 
+@triton.jit
+def _scale_shift_store(x_hat, w_ptr, b_ptr, y_row, cols, inside, HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """y = x_hat * w + b over one block of a row (w and b where given), stored in y's dtype."""
+    y = x_hat
+    if HAS_WEIGHT:
+        y = y * tl.load(w_ptr + cols, mask=inside, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        y = y + tl.load(b_ptr + cols, mask=inside, other=0.0).to(tl.float32)
+    tl.store(y_row + cols, y.to(y_row.dtype.element_ty), mask=inside)
+
+
 @triton.jit(do_not_specialize=["N", "eps"])
 def layer_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, N, eps, HAS_WEIGHT: tl.constexpr,
                       HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr = False):
@@ -37,12 +48,7 @@ def layer_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, N, eps, HA
         mean = tl.sum(x, 0) / N
         deviation = tl.where(inside, x - mean, 0.0)
         rstd = 1.0 / tl.sqrt_rn(tl.sum(deviation * deviation, 0) / N + eps)
-        y = deviation * rstd
-        if HAS_WEIGHT:
-            y = y * tl.load(w_ptr + cols, mask=inside, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            y = y + tl.load(b_ptr + cols, mask=inside, other=0.0).to(tl.float32)
-        tl.store(y_ptr + row * N + cols, y.to(y_ptr.dtype.element_ty), mask=inside)
+        _scale_shift_store(deviation * rstd, w_ptr, b_ptr, y_ptr + row * N, cols, inside, HAS_WEIGHT, HAS_BIAS)
         tl.store(mean_ptr + row, mean.to(mean_ptr.dtype.element_ty))
         tl.store(rstd_ptr + row, rstd.to(rstd_ptr.dtype.element_ty))
         return
@@ -61,12 +67,8 @@ def layer_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, N, eps, HA
     for start in range(0, N, BLOCK):
         cols = start + tl.arange(0, BLOCK)
         inside = cols < N
-        y = (tl.load(x_row + cols, mask=inside, other=0.0).to(tl.float32) - mean) * rstd
-        if HAS_WEIGHT:
-            y = y * tl.load(w_ptr + cols, mask=inside, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            y = y + tl.load(b_ptr + cols, mask=inside, other=0.0).to(tl.float32)
-        tl.store(y_ptr + row * N + cols, y.to(y_ptr.dtype.element_ty), mask=inside)
+        x_hat = (tl.load(x_row + cols, mask=inside, other=0.0).to(tl.float32) - mean) * rstd
+        _scale_shift_store(x_hat, w_ptr, b_ptr, y_ptr + row * N, cols, inside, HAS_WEIGHT, HAS_BIAS)
     tl.store(mean_ptr + row, mean.to(mean_ptr.dtype.element_ty))
     tl.store(rstd_ptr + row, rstd.to(rstd_ptr.dtype.element_ty))
 
