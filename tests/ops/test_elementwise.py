@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import triton
 
 from tests.ops.conftest import noncontiguous, random
 from tilebridge.integrations.torch.aten import bypassed
@@ -151,6 +152,21 @@ def test_operand_layouts(library, generator):
     assert Layout(out, [x, scalar.expand(37, 130)]).kinds == "gcs"
     assert torch.neg(torch.zeros(5)).signbit().all()  # -0.0, as ATen's neg gives, not 0 - 0.0
     assert library["served"]["mul.Tensor"] >= 2 and library["served"]["neg"] == 1
+
+
+@pytest.mark.parametrize("m, n, k, batch", [(600, 700, 300, 1), (513, 260, 1000, 1), (130, 90, 70, 5), (40, 33, 9, 3)])
+def test_matmul_tile_sizes(library, generator, m, n, k, batch):
+    """Products large enough for 256 x 256 tiles and smaller ones, K steps clipped to K, masked edges,
+    a transposed weight (F.linear) and a batch."""
+    from tilebridge.ops.matmul import blocks_for
+
+    a, w = random((batch, m, k), torch.float32, generator), random((n, k), torch.float32, generator)
+    bias = random((n,), torch.float32, generator)
+    got = torch.bmm(a, w.t().expand(batch, k, n)) if batch > 1 else F.linear(a[0], w, bias)
+    want = (a.double() @ w.double().t()) if batch > 1 else F.linear(a[0].double(), w.double(), bias.double())
+    torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4 * k ** 0.5)
+    assert blocks_for(m, n, k, batch)[2] <= max(16, triton.next_power_of_2(k))
+    assert library["served"]["bmm" if batch > 1 else "addmm"] == 1
 
 
 def test_reductions_softmax_layer_norm_matmul(library, generator):
