@@ -112,11 +112,10 @@ def contiguous_store(loop: n.For) -> n.MemWrite | None:
 
 
 def contiguous(pointer, var: n.Var) -> bool:
-    """Whether `pointer` is `base + offset(var)` with unit stride in `var` (base and the rest invariant)."""
-    if not (isinstance(pointer, n.Binary) and pointer.op == "ptradd") or mentions(pointer.a, var):
-        return False
-    offset = offset_from(pointer.b, var)
-    return offset is not None and not mentions(offset, var)
+    """Whether `pointer` is `base + offset(var)` with unit stride in `var` and `base` invariant: a unit
+    stride whose moving addend is the last one, so `base` names the stream (the prefetch planner's key)."""
+    return isinstance(pointer, n.Binary) and pointer.op == "ptradd" and not mentions(pointer.a, var) \
+        and unit_stride(pointer, var)
 
 
 def unit_stride(pointer, var: n.Var) -> bool:

@@ -26,7 +26,7 @@ BLOCKS = ((512, (128, 128, 32)), (128, (64, 64, 32)), (0, (32, 32, 32)))
 LARGE = (256, 256, 128)  # once every thread has two such tiles: fewer trips of A and B per multiply-add
 
 
-def blocks_for(m: int, n: int, k: int = 128, batch: int = 1) -> tuple[int, int, int]:
+def blocks_for(m: int, n: int, k: int, batch: int) -> tuple[int, int, int]:
     """Tile sizes for a batch of M x N products: 256 x 256 tiles with long K steps once each thread gets
     two of them (as the benchmark suite's tuned matmul: 1024^3 11.5 ms against 12.9 with 128 x 128 x 32,
     ATen 12.1; a transposed weight 27.6 against 30.6, ATen 25.2), else the first rule of BLOCKS whose size

@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
-from tilebridge.ops.reduction import one_block, reduce_kernel
+from tilebridge.ops.reduction import reduce_kernel, row_block
 from tilebridge.ops.registry import FLOATS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS
 
@@ -151,10 +151,10 @@ def native_layer_norm(x: torch.Tensor, normalized_shape: list[int], weight: torc
     mean = torch.empty(stats_shape, dtype=statistics_dtype(x, x.dtype))
     rstd = torch.empty(stats_shape, dtype=mean.dtype)
     xc = x.contiguous()
-    single = one_block(N, 1)
+    block, single = row_block(N, 1, BLOCK)
     layer_norm_kernel[(M,)](xc, weight if weight is not None else xc, bias if bias is not None else xc, y, mean, rstd, N,
-                            float(eps), HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, BLOCK=single or BLOCK,
-                            ONE_BLOCK=single is not None)
+                            float(eps), HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, BLOCK=block,
+                            ONE_BLOCK=single)
     return y, mean, rstd
 
 

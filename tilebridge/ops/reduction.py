@@ -261,9 +261,12 @@ def column_blocks(M: int, K: int) -> tuple[int, int]:
     return max(1, 1024 // block_k), block_k
 
 
-def one_block(N: int, K: int) -> int | None:
-    """BLOCK_N for reducing a contiguous-in-memory row of N in one load (K == 1, N short enough), else None."""
-    return triton.next_power_of_2(N) if K == 1 and N <= ONE_BLOCK_MAX else None
+def row_block(N: int, K: int, block_n: int) -> tuple[int, bool]:
+    """(BLOCK_N, ONE_BLOCK) for a kernel walking N: the whole axis as one block where it is contiguous
+    and short (K == 1, N <= ONE_BLOCK_MAX), else `block_n` and a loop."""
+    if K == 1 and N <= ONE_BLOCK_MAX:
+        return triton.next_power_of_2(N), True
+    return block_n, False
 
 
 def _output(out: torch.Tensor | None, shape: list[int], dtype: torch.dtype) -> torch.Tensor:
@@ -322,10 +325,10 @@ def _launch(op: str, x: torch.Tensor, dims: list[int], out: torch.Tensor, correc
     if N == 0:
         raise Decline("empty reduction: ATen's identity or error")
     block_n, block_k = column_blocks(M, K)
-    single = one_block(N, K)
+    block_n, single = row_block(N, K, block_n)
     acc = tl.float32 if x.dtype.is_floating_point or out.dtype.is_floating_point else tl.int64
     reduce_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, float(correction), float(p), OP=op,
-                                         ACC=acc, BLOCK_N=single or block_n, BLOCK_K=block_k, ONE_BLOCK=single is not None)
+                                         ACC=acc, BLOCK_N=block_n, BLOCK_K=block_k, ONE_BLOCK=single)
 
 
 def _reduce(op: str, x: torch.Tensor, bound: dict, out_name: str | None, dtype: torch.dtype, **params: float) -> torch.Tensor:

@@ -19,7 +19,7 @@ import triton.language as tl
 
 from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
-from tilebridge.ops.reduction import _blocks, _mergeable, as_mnk, one_block
+from tilebridge.ops.reduction import _blocks, _mergeable, as_mnk, row_block
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, claim, register
 from tilebridge.ops.strided import MAX_ELEMENTS, has_internal_overlap
 
@@ -234,9 +234,9 @@ def _scan(overload: str, op: str, inplace: bool):
             return out
         view, M, N, K, (sm, sn, sk) = as_mnk(x, [dim])
         target, (om, on, ok) = _target(out, dim)
-        single = one_block(N, K)
-        if single is not None:  # a short last dim: one program scans one row in one block, where it lies
-            block_n, block_k = single, 1
+        block_n, single = row_block(N, K, 0)
+        if single:  # a short last dim: one program scans one row in one block, where it lies
+            block_k = 1
         else:
             if K == 1 and M > 1:  # scanning a long last dim: rows become the lanes, a program scans 32 rows at once
                 M, K, sm, sk, om, ok = 1, M, 0, sm, 0, om

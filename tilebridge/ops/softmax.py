@@ -16,7 +16,7 @@ from triton.language.extra import libdevice
 
 from tilebridge.grid import cdiv
 from tilebridge.ops.pointwise import bind, out_argument
-from tilebridge.ops.reduction import _blocks, as_mnk, nan_max, one_block
+from tilebridge.ops.reduction import _blocks, as_mnk, nan_max, row_block
 from tilebridge.ops.registry import FLOATS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS
 
@@ -151,9 +151,9 @@ def _forward(overload: str, log: bool):
             return out
         view, M, N, K, (sm, sn, sk) = as_mnk(x, [_dim(x, bound["dim"])])
         block_n, block_k = _blocks(K)
-        single = one_block(N, K)
-        softmax_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, LOG=log, BLOCK_N=single or block_n,
-                                              BLOCK_K=block_k, ONE_BLOCK=single is not None)
+        block_n, single = row_block(N, K, block_n)
+        softmax_kernel[(M, cdiv(K, block_k))](view, out, M, N, K, sm, sn, sk, LOG=log, BLOCK_N=block_n,
+                                              BLOCK_K=block_k, ONE_BLOCK=single)
         return out
 
     return wrapper
@@ -178,10 +178,9 @@ def _backward(overload: str, log: bool):
         for d, s in enumerate(shape):
             M, N, K = (M * s, N, K) if d < dim else ((M, N * s, K) if d == dim else (M, N, K * s))
         block_n, block_k = _blocks(K)
-        single = one_block(N, K)
+        block_n, single = row_block(N, K, block_n)
         softmax_backward_kernel[(M, cdiv(K, block_k))](grad.contiguous(), y.contiguous(), out, M, N, K, LOG=log,
-                                                       BLOCK_N=single or block_n, BLOCK_K=block_k,
-                                                       ONE_BLOCK=single is not None)
+                                                       BLOCK_N=block_n, BLOCK_K=block_k, ONE_BLOCK=single)
         return out
 
     return wrapper
