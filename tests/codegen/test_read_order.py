@@ -1,7 +1,8 @@
 """Tiles loaded along their next-to-last dim (`ptr + k[:, None] + n[None, :] * stride`: the
 transposed weight of a linear layer, a column-major input) are copied with that dim innermost, so
-the reads are unit-stride and only the writes into the tile stride. Results on masked,
-non-power-of-two shapes against float64 torch, and the loop order in the lowered IR."""
+the reads are unit-stride; a `tl.dot` operand of that kind, or `tl.trans` of a tile, is copied as it
+lies and handed to the product's transposed form. Results on masked, non-power-of-two shapes
+against float64 torch, and the loop order and product form in the lowered IR."""
 from __future__ import annotations
 
 import pytest
@@ -72,12 +73,64 @@ def test_linear_with_a_transposed_weight(dtype: torch.dtype, shape: tuple, block
     compiled = linear_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](x, w, y, M, N, K, x.stride(0), 1, w.stride(0), y.stride(0),
                                                                         BM=BM, BN=BN, BK=BK)
     torch.testing.assert_close(y.double(), x.double() @ w.double().t(), rtol=1e-4, atol=1e-4)
-    copies = _copies(lower_module(compiled.asm["ttir"]).kernel)
-    # x is copied along its rows, w down its columns: every copy loop reads unit-stride, and the one
-    # that writes its tile with a stride (w's) stays scalar rather than scatter.
+    kernel = lower_module(compiled.asm["ttir"]).kernel
+    copies = _copies(kernel)
+    # x is copied along its rows, w as it lies (its transpose, N x K): every copy loop reads and writes
+    # unit-stride, vectorized, and the product is the form that takes B transposed.
     assert len(copies) >= 2
-    assert all(unit_stride(r.pointer, loop.var) for loop, reads in copies for r in reads)
-    assert any(not loop.vectorize for loop, _ in copies) and any(loop.vectorize for loop, _ in copies)
+    assert all(loop.vectorize and unit_stride(r.pointer, loop.var) for loop, reads in copies for r in reads)
+    assert _transposed_products(kernel)
+
+
+def _transposed_products(kernel: n.Kernel) -> set[str]:
+    """The routines the kernel calls on an operand taken as it lies, transposed (`tb_transpose32` for
+    fp32, the bf16 product's `tb_dot_bf16_nt`)."""
+    found = set()
+
+    def walk(body: list) -> None:
+        for s in body:
+            if isinstance(s, n.Intrinsic) and s.name in ("tb_transpose32", "tb_dot_bf16_nt"):
+                found.add(s.name)
+            walk(nested(s))
+    walk(kernel.body)
+    return found
+
+
+@triton.jit
+def scores_kernel(Q, Kt, S, Norms, M, N, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, NORMS: tl.constexpr):
+    """S = Q @ K^T as attention computes its scores: `tl.dot(q, tl.trans(k))` with k (N, D) row-major.
+    NORMS first stores each key's squared norm through a pointer that may alias Kt, so k is copied
+    into a tile before that store, and the product reads that tile as its transpose, where it is."""
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    rd = tl.arange(0, D)
+    q = tl.load(Q + rm[:, None] * D + rd[None, :], mask=rm[:, None] < M, other=0.0)
+    k = tl.load(Kt + rn[:, None] * D + rd[None, :], mask=rn[:, None] < N, other=0.0)
+    if NORMS:
+        kf = k.to(tl.float32)
+        tl.store(Norms + rn, tl.sum(kf * kf, axis=1), mask=(rn < N) & (tl.program_id(0) == 0))
+    s = tl.dot(q, tl.trans(k))
+    tl.store(S + rm[:, None] * N + rn[None, :], s, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@pytest.mark.parametrize("norms", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape, blocks", [((70, 45, 32), (32, 16)), ((19, 100, 64), (16, 64))])
+def test_dot_with_a_transposed_tile(dtype: torch.dtype, shape: tuple, blocks: tuple, norms: bool) -> None:
+    M, N, D = shape
+    BM, BN = blocks
+    g = torch.Generator().manual_seed(M * N + D)
+    q, k = torch.randn(M, D, generator=g).to(dtype), torch.randn(N, D, generator=g).to(dtype)
+    s = torch.full((M, N), float("nan"))
+    sq = torch.full((N,), float("nan"))
+    compiled = scores_kernel[(triton.cdiv(M, BM), triton.cdiv(N, BN))](q, k, s, sq, M, N, D=D, BM=BM, BN=BN, NORMS=norms)
+    torch.testing.assert_close(s.double(), q.double() @ k.double().t(), rtol=1e-4, atol=1e-3)
+    kernel = lower_module(compiled.asm["ttir"]).kernel
+    if norms:
+        torch.testing.assert_close(sq.double(), (k.double() ** 2).sum(1), rtol=1e-5, atol=1e-5)
+        # the general form (pointers that may overlap) holds k in a tile and hands that to the product
+        assert not any(b.name.startswith("dot_lying") for b in kernel.buffers)
+    assert _transposed_products(lower_module(compiled.asm["ttir"]).kernel)
 
 
 def test_materialized_column_major_tile() -> None:

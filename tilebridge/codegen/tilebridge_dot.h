@@ -47,6 +47,43 @@ static __attribute__((noinline)) void tb_dot_f32_set(int M, int N, int K, const 
     memset(C, 0, sizeof(float) * (size_t)M * N);
     tb_dot_f32(M, N, K, A, B, C);
 }
+/* ---- operands that arrive transposed ----
+ * An operand tile whose memory runs down its columns (a linear layer's weight, `tl.trans(k)` in
+ * attention, a transposed gradient) is copied as it lies, unit-stride, and turned into the
+ * micro-kernel's row-major layout here, in cache: dst[c * R + r] = src[r * C + c] for 32-bit
+ * elements, 16 x 16 blocks through vector registers (four rounds of shuffles), the edges one element
+ * at a time. */
+#ifdef __AVX512F__
+static inline void tb_transpose16(const uint32_t* restrict src, int ss, uint32_t* restrict dst, int ds) {
+    __m512i r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(src + (size_t)i * ss);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]); t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]); r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]); r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 16; i += 8) for (int j = 0; j < 4; j++) {
+        t[i + j] = _mm512_shuffle_i32x4(r[i + j], r[i + j + 4], 0x88);
+        t[i + j + 4] = _mm512_shuffle_i32x4(r[i + j], r[i + j + 4], 0xdd);
+    }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_i32x4(t[j], t[j + 8], 0x88);
+        r[j + 8] = _mm512_shuffle_i32x4(t[j], t[j + 8], 0xdd);
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_si512(dst + (size_t)i * ds, r[i]);
+}
+#endif
+static inline void tb_transpose32(int R, int C, const uint32_t* restrict src, uint32_t* restrict dst) {
+    int r0 = 0, c0 = 0;
+#ifdef __AVX512F__
+    for (r0 = 0; r0 + 16 <= R; r0 += 16)
+        for (c0 = 0; c0 + 16 <= C; c0 += 16) tb_transpose16(src + (size_t)r0 * C + c0, C, dst + (size_t)c0 * R + r0, R);
+    for (int r = 0; r < r0; r++) for (int c = c0; c < C; c++) dst[(size_t)c * R + r] = src[(size_t)r * C + c];
+#endif
+    for (int r = r0; r < R; r++) for (int c = 0; c < C; c++) dst[(size_t)c * R + r] = src[(size_t)r * C + c];
+}
 #define TB_DOT_GENERIC(NAME, T) \
 static inline void NAME(int M, int N, int K, const T* restrict A, const T* restrict B, T* restrict C) { \
     for (int m = 0; m < M; m++) for (int k = 0; k < K; k++) { T a = A[m * K + k]; \
@@ -141,9 +178,8 @@ static void tb_dot_bf16_amx(int M, int N, int K, const uint16_t* A, const uint16
 }
 #endif
 
-static __attribute__((noinline)) void tb_dot_bf16(int M, int N, int K, const uint16_t* restrict A,
-                                                  const uint16_t* restrict Brows, float* restrict C, uint16_t* restrict B) {
-    tb_pack_pairs(K, N, Brows, B);
+/* The product on B already in pairs (Bp above). */
+static void tb_dot_bf16_pairs(int M, int N, int K, const uint16_t* restrict A, const uint16_t* restrict B, float* restrict C) {
     int done = 0;  /* K columns finished by a fast path; the rest go through plain C */
 #ifdef TB_HAVE_AMX
     if (M % 16 == 0 && N % 16 == 0 && K >= 32 && tb_amx_permitted()) { tb_dot_bf16_amx(M, N, K, A, B, C); done = K & ~31; }
@@ -152,6 +188,18 @@ static __attribute__((noinline)) void tb_dot_bf16(int M, int N, int K, const uin
     if (done == 0 && M % 8 == 0 && N % 32 == 0) { tb_dot_bf16_avx512(M, N, K, A, B, C); done = K; }
 #endif
     if (done < K) tb_dot_bf16_c(M, N, K, done, A, B, C);
+}
+static __attribute__((noinline)) void tb_dot_bf16(int M, int N, int K, const uint16_t* restrict A,
+                                                  const uint16_t* restrict Brows, float* restrict C, uint16_t* restrict B) {
+    tb_pack_pairs(K, N, Brows, B);
+    tb_dot_bf16_pairs(M, N, K, A, B, C);
+}
+/* Bt is N x K: each row's pairs along K are one 32-bit word, so the pairs layout is the transpose of
+ * Bt read as N x K/2 words. */
+static __attribute__((noinline)) void tb_dot_bf16_nt(int M, int N, int K, const uint16_t* restrict A,
+                                                     const uint16_t* restrict Bt, float* restrict C, uint16_t* restrict B) {
+    tb_transpose32(N, K / 2, (const uint32_t*)Bt, (uint32_t*)B);
+    tb_dot_bf16_pairs(M, N, K, A, B, C);
 }
 
 #endif

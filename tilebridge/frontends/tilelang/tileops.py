@@ -4,8 +4,8 @@ A region is a buffer, a start index per dimension and a static extent per dimens
 two regions' non-unit extents (`T.copy(A[by * bm, k * bk], A_s)` copies a (bm, bk) window), guard
 global accesses with the tensor's bounds (reads outside give 0, writes outside are dropped, as on the
 GPU), and keep the last dimension innermost so the loop vectorizes. `T.gemm` in fp32 calls the runtime
-header's tile product `tb_dot_f32` on row-major buffers; operands in any other form are copied into
-such buffers first.
+header's tile product `tb_dot_f32` on row-major buffers; B given transposed is taken as it lies and
+transposed in cache (`tb_transpose32`); operands in any other form are copied into such buffers first.
 """
 from __future__ import annotations
 
@@ -280,7 +280,15 @@ class TileOpLowering:
         if acc not in DOT_KERNELS:
             raise UnsupportedConstruct(f"T.gemm accumulating in {acc} is not supported by tilebridge's CPU backend")
         A = self.gemm_operand(a, (M, K), trans_a, acc, "gemm_a")
-        B = self.gemm_operand(b, (K, N), trans_b, acc, "gemm_b")
+        # B given transposed (attention's keys, `transpose_B=True`) is taken as it lies, N x K (where a
+        # program buffer holds it so, else copied unit-stride), and transposed in cache
+        if trans_b and acc in TRANSPOSABLE:
+            lying = self.gemm_operand(b, (N, K), False, acc, "gemm_bt")
+            B = n.Buffer(self.fresh("gemm_b"), acc, K * N)
+            self.buffers.append(B)
+            self.emit(n.Intrinsic(TRANSPOSABLE[acc], (n.Const(N, I32), n.Const(K, I32), lying, B)))
+        else:
+            B = self.gemm_operand(b, (K, N), trans_b, acc, "gemm_b")
         C = self.row_major(c, (M, N), acc)
         into = C if C is not None else n.Buffer(self.fresh("gemm_c"), acc, M * N)
         if C is None:
@@ -290,7 +298,7 @@ class TileOpLowering:
             n.BufWrite(into, idx[0], constant(0, acc)))))
         if type(clear).__name__ == "IntImm" and clear.value:
             if acc == "f32":
-                kernel = "tb_dot_f32_set"  # starts its accumulators at zero: no pass that zeroes C first
+                kernel += "_set"  # starts its accumulators at zero: no pass that zeroes C first
             else:
                 self.stmts.extend(zero_loop)
         elif C is None:  # the accumulator lives elsewhere: bring it in, multiply, write it back
@@ -398,6 +406,7 @@ class TileOpLowering:
 
 LANES = 16  # partial results per row in a last-dimension reduction: one 64-byte vector of fp32
 DOT_KERNELS = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}
+TRANSPOSABLE = {"f32": "tb_transpose32"}  # the header's transpose in cache, by element type
 
 
 def lowest(dtype: str):

@@ -282,7 +282,11 @@ class ComputeLowering:
         in_t = "bf16" if paired else acc_t
         scratch = (self.new_buffer("bf16", K * N, "dot_pairs"),) if paired else ()
         in_place = c.buffer is not None and c.dtype == acc_t and self.uses.get(op.operands[2], 0) == 1
-        A, B = self.dot_operand(a, in_t, "dot_a", c, in_place), self.dot_operand(b, in_t, "dot_b", c, in_place)
+        A = self.dot_operand(a, in_t, "dot_a", c, in_place, batch)
+        # bf16 B as it lies, N x K, goes to the product's `_nt` form, whose packing into pairs is itself a
+        # transpose of 32-bit words (no pass that turns it into K x N first)
+        Bt = self.lying_transposed(b, in_t, c, in_place) if paired and not batch else None
+        B = self.dot_operand(b, in_t, "dot_b", c, in_place, batch) if Bt is None else Bt
         zero = not in_place and kernel_for(acc_t, paired) == "tb_dot_f32" and is_zero(c)
         if in_place:
             # The accumulator has no other use (typically a loop-carried tile): accumulate in place.
@@ -294,7 +298,7 @@ class ComputeLowering:
             self.loop_nest(ty.shape, lambda idx: self.emit(
                 n.BufWrite(D, linear_index(idx, ty.shape), n.Cast(c.gen(idx), acc_t))))
 
-        kernel = kernel_for(acc_t, paired) + ("_set" if zero else "")
+        kernel = kernel_for(acc_t, paired) + ("_nt" if Bt is not None else "") + ("_set" if zero else "")
         for i in range(numel(batch)):
             self.emit(n.Intrinsic(kernel, (c0(M), c0(N), c0(K), buffer_from(A, i * M * K), buffer_from(B, i * K * N),
                                            buffer_from(D, i * M * N), *scratch)))
@@ -304,15 +308,46 @@ class ComputeLowering:
             return derived(ty, lambda idx: n.Cast(out.gen(idx), ty.elem), out)
         return out
 
-    def dot_operand(self, src: TVal, dtype: str, stem: str, acc: TVal, in_place: bool) -> n.Buffer:
+    def dot_operand(self, src: TVal, dtype: str, stem: str, acc: TVal, in_place: bool, batch: tuple) -> n.Buffer:
         """A buffer holding `src` row-major as `dtype`. A tile already held that way (q in attention,
-        the probabilities p) is read where it is, unless the product overwrites it in place; anything
-        else (loads, transposes, casts) is copied into a new buffer first."""
+        the probabilities p) is read where it is, unless the product overwrites it in place; an fp32
+        tile whose memory lies transposed is taken as it lies and transposed in cache
+        (`lying_transposed`); anything else (loads, transposes, casts) is copied into a new buffer."""
         if (src.buffer is not None and src.dtype == dtype and src.transpose_of is None
                 and not (in_place and src.buffer is acc.buffer)):
             return src.buffer
         buf = self.new_buffer(dtype, src.type.numel, stem)
-        self.fill_operand(src, buf, dtype)
+        lying = self.lying_transposed(src, dtype, acc, in_place) if dtype in TRANSPOSABLE and not batch else None
+        if lying is not None:
+            rows, cols = src.shape
+            self.emit(n.Intrinsic(TRANSPOSABLE[dtype], (c0(cols), c0(rows), lying, buf)))
+        else:
+            self.fill_operand(src, buf, dtype)
+        return buf
+
+    def lying_transposed(self, src: TVal, dtype: str, acc: TVal, in_place: bool) -> n.Buffer | None:
+        """A buffer holding the 2-D operand `src` (R x C) as its transpose, C x R row-major, where that
+        is how its memory lies: `tl.trans` of a tile (attention's keys; a tile already held row-major
+        is used where it is) or a load whose addresses run down its columns (a linear layer's weight,
+        a transposed gradient). Copied as it lies, it is read and written unit-stride, and a transpose
+        in cache through vector registers (`tb_transpose32`) replaces a copy that writes one element at
+        a time down the operand's columns. None for any other operand."""
+        rows, cols = src.shape
+        if src.transpose_of is not None:
+            source, order = src.transpose_of
+            if list(order) != [1, 0]:
+                return None
+            if (source.buffer is not None and source.dtype == dtype
+                    and not (in_place and source.buffer is acc.buffer)):
+                return source.buffer
+            gen = source.gen
+        elif src.materialized or self.read_order(src.gen, src.shape) is None:
+            return None
+        else:
+            gen = lambda idx: src.gen((idx[1], idx[0]))  # noqa: E731 -- the element of src^T at idx
+        buf = self.new_buffer(dtype, rows * cols, "dot_lying")
+        shape = (cols, rows)
+        self.loop_nest(shape, lambda idx: self.emit(n.BufWrite(buf, linear_index(idx, shape), n.Cast(gen(idx), dtype))))
         return buf
 
     def fill_operand(self, src: TVal, buf: n.Buffer, dtype: str) -> None:
@@ -363,6 +398,10 @@ class ComputeLowering:
         tv = TVal(ty, None)
         self.read_buffer(tv, out)
         return tv
+
+
+# Operand types a transpose in cache serves (the header's routine by element type).
+TRANSPOSABLE = {"f32": "tb_transpose32"}
 
 
 def kernel_for(acc_t: str, paired: bool) -> str:
