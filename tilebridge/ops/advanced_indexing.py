@@ -17,11 +17,13 @@ import triton.language as tl
 
 from tilebridge.grid import cdiv
 from tilebridge.ops.indexing import INDEX_DTYPES, NUMBERS, check_range, lines, plain, result, scatter_target, wrap
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.registry import ALL, FLOATS, Decline, register
 
 CATEGORY = "advanced_indexing"
 
 
+@launchable
 @triton.jit(do_not_specialize=["P", "K", "step_k", "step_p"], do_not_specialize_on_alignment=["index_ptr"])
 def offsets_kernel(out_ptr, index_ptr, table_ptr, P, K, step_k, step_p, BLOCK: tl.constexpr):
     """out[p] = sum over k of index[k, p] * stride[k], a negative index counted from the end of its dim."""

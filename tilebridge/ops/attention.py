@@ -19,6 +19,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv, next_power_of_2
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind
 from tilebridge.ops.registry import FLOATS, Decline, register
 
@@ -32,8 +33,8 @@ _POINTERS = ["q_ptr", "k_ptr", "v_ptr", "mask_ptr", "out_ptr", "lse_ptr", "grad_
 def _jit(fn):
     """Specialize on dtypes and constexprs only: sizes and strides never multiply compiles."""
     names = fn.__code__.co_varnames
-    return triton.jit(fn, do_not_specialize=[n for n in _INTS + ["scale"] if n in names],
-                      do_not_specialize_on_alignment=[n for n in _POINTERS if n in names])
+    return launchable(triton.jit(fn, do_not_specialize=[n for n in _INTS + ["scale"] if n in names],
+                                 do_not_specialize_on_alignment=[n for n in _POINTERS if n in names]))
 
 
 @triton.jit

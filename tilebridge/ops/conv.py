@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv, next_power_of_2
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind
 from tilebridge.ops.registry import FLOATS, Decline, register
 
@@ -44,7 +45,7 @@ def _jit(*specialized: str):
     def decorate(fn):
         names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
         scalars = [n for n in names if not n.endswith("_ptr") and not n.isupper() and n not in specialized]
-        return triton.jit(fn, do_not_specialize=scalars)
+        return launchable(triton.jit(fn, do_not_specialize=scalars))
     return decorate
 
 

@@ -14,6 +14,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import launch
 from tilebridge.ops.registry import FLOATS, Decline, claim, register
 from tilebridge.ops.strided import MAX_ELEMENTS
@@ -22,6 +23,7 @@ CATEGORY = "dropout"
 BLOCK = 1024
 
 
+@launchable
 @triton.jit(do_not_specialize=["n", "p", "scale"])
 def dropout_kernel(x_ptr, seed_ptr, out_ptr, mask_ptr, n, p, scale, BLOCK: tl.constexpr):
     """Element i is kept when philox(seed, i) >= p: out = x * keep * scale, mask = keep."""

@@ -20,6 +20,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import OPMATH, _dense, bind, launch
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, register, served_device
 from tilebridge.ops.strided import BLOCK
@@ -29,6 +30,7 @@ DTYPES = FLOATS | INTEGERS | BOOL
 EXACT_IN_FP32 = 1 << 24  # integers up to here are exact in float32: a float range of integer steps is exact
 
 
+@launchable
 @triton.jit(do_not_specialize=["n", "start", "step"])
 def range_kernel(out_ptr, n, start, step, BLOCK: tl.constexpr):
     """out[i] = start + i * step over a contiguous output (a fill when step is 0)."""

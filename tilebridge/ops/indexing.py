@@ -26,6 +26,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import ALL, FLOATS, INTEGERS, Decline, register, served_device
 from tilebridge.ops.strided import MAX_ELEMENTS, MAX_RANK, collapse, compute_dtype, has_internal_overlap, strided_offset
@@ -39,6 +40,7 @@ _INTS = ["L", "N", "s1", "s2", "s3", "f0", "f1", "f2", "f3", "g0", "g1", "g2", "
          "fixed_step", "indexed_step", "index_step", "skip", "alpha", "op"]
 
 
+@launchable
 @triton.jit(do_not_specialize=_INTS, do_not_specialize_on_alignment=["out_ptr", "source_ptr", "index_ptr"])
 def lines_kernel(out_ptr, source_ptr, index_ptr, L, N, s1, s2, s3, f0, f1, f2, f3, g0, g1, g2, g3, h0, h1, h2, h3,
                  fixed_step, indexed_step, index_step, skip, alpha, op, MODE: tl.constexpr, COMPUTE: tl.constexpr,

@@ -17,6 +17,7 @@ import triton.language as tl
 from triton.language.extra import libdevice
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import FLOATS, Decline, claim, register
 from tilebridge.ops.strided import MAX_ELEMENTS, has_internal_overlap
@@ -41,6 +42,7 @@ def _loss(x, y, LOSS: tl.constexpr):
     return loss, bad
 
 
+@launchable
 @triton.jit(do_not_specialize=["n", "chunk", "has_weight", "reduce"])
 def elementwise_loss_kernel(x_ptr, y_ptr, w_ptr, out_ptr, partial_ptr, bad_ptr, n, chunk, has_weight, reduce,
                             LOSS: tl.constexpr, BLOCK: tl.constexpr):
@@ -66,6 +68,7 @@ def elementwise_loss_kernel(x_ptr, y_ptr, w_ptr, out_ptr, partial_ptr, bad_ptr, 
         tl.store(partial_ptr + pid, tl.sum(total, 0))
 
 
+@launchable
 @triton.jit(do_not_specialize=["parts", "scale"])
 def finish_kernel(partial_ptr, out_ptr, parts, scale, BLOCK: tl.constexpr):
     """out = scale * sum(partial[:parts]) (one program)."""
@@ -74,6 +77,7 @@ def finish_kernel(partial_ptr, out_ptr, parts, scale, BLOCK: tl.constexpr):
     tl.store(out_ptr, (total * scale).to(out_ptr.dtype.element_ty))
 
 
+@launchable
 @triton.jit(do_not_specialize=["n", "scale", "g_stride", "has_weight"])
 def loss_gradient_kernel(x_ptr, y_ptr, g_ptr, w_ptr, out_ptr, n, scale, g_stride, has_weight, LOSS: tl.constexpr,
                          BLOCK: tl.constexpr):
@@ -93,6 +97,7 @@ def loss_gradient_kernel(x_ptr, y_ptr, g_ptr, w_ptr, out_ptr, n, scale, g_stride
     tl.store(out_ptr + index, grad.to(out_ptr.dtype.element_ty), mask=inside)
 
 
+@launchable
 @triton.jit(do_not_specialize=["N", "C", "S", "sn", "sc", "ss", "ignore_index", "rows_per_program", "has_weight",
                                "reduction"])
 def nll_forward_kernel(x_ptr, target_ptr, w_ptr, out_ptr, weight_sum_ptr, bad_ptr, N, C, S, sn, sc, ss, ignore_index,
@@ -130,6 +135,7 @@ def nll_forward_kernel(x_ptr, target_ptr, w_ptr, out_ptr, weight_sum_ptr, bad_pt
         tl.store(weight_sum_ptr, weight_sum.to(weight_sum_ptr.dtype.element_ty))
 
 
+@launchable
 @triton.jit(do_not_specialize=["N", "C", "S", "ignore_index", "grad_stride", "has_weight", "mean"])
 def nll_backward_kernel(grad_ptr, target_ptr, w_ptr, weight_sum_ptr, out_ptr, bad_ptr, N, C, S, ignore_index, grad_stride,
                         has_weight, mean, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):

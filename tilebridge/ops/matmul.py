@@ -13,7 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-from tilebridge.grid import cdiv
+from tilebridge.grid import cdiv, next_power_of_2
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import FLOATS, Decline, register
 
@@ -40,8 +41,8 @@ def blocks_for(m: int, n: int, k: int, batch: int) -> tuple[int, int, int]:
         block_m, block_n, block_k = LARGE
     else:
         block_m, block_n, block_k = next((sizes for most, sizes in BLOCKS if m <= most), MIDDLE)
-        block_n = min(block_n, max(32, triton.next_power_of_2(n)))  # the micro-kernel's 32 columns at least
-    block_k = min(block_k, max(16, triton.next_power_of_2(k)))
+        block_n = min(block_n, max(32, next_power_of_2(n)))  # the micro-kernel's 32 columns at least
+    block_k = min(block_k, max(16, next_power_of_2(k)))
     while block_k > 16 and cdiv(k, block_k) * block_k > 1.3 * k:  # K = 76: 32-long steps (96), not 128
         block_k //= 2
     return block_m, block_n, block_k
@@ -49,6 +50,7 @@ def blocks_for(m: int, n: int, k: int, batch: int) -> tuple[int, int, int]:
 _INTS = ["M", "N", "K", "sab", "sbb", "scb", "scm", "alpha", "beta"]
 
 
+@launchable
 @triton.jit(do_not_specialize=_INTS)
 def matmul_kernel(a_ptr, b_ptr, c_ptr, out_ptr, M, N, K, sab, sam, sak, sbb, sbk, sbn, scb, scm, scn, alpha, beta,
                   HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):

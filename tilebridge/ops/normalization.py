@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.reduction import reduce_kernel, row_block
 from tilebridge.ops.registry import FLOATS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS
@@ -34,6 +35,7 @@ def _scale_shift_store(x_hat, w_ptr, b_ptr, y_row, cols, inside, HAS_WEIGHT: tl.
     tl.store(y_row + cols, y.to(y_row.dtype.element_ty), mask=inside)
 
 
+@launchable
 @triton.jit(do_not_specialize=["N", "eps"])
 def layer_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, N, eps, HAS_WEIGHT: tl.constexpr,
                       HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr, ONE_BLOCK: tl.constexpr = False):
@@ -73,6 +75,7 @@ def layer_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, N, eps, HA
     tl.store(rstd_ptr + row, rstd.to(rstd_ptr.dtype.element_ty))
 
 
+@launchable
 @triton.jit(do_not_specialize=["N"])
 def layer_norm_backward_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, dx_ptr, dyxhat_ptr, N, HAS_WEIGHT: tl.constexpr,
                                WRITE_DX: tl.constexpr, WRITE_PRODUCT: tl.constexpr, BLOCK: tl.constexpr):

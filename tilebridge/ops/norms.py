@@ -18,6 +18,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.normalization import statistics_dtype
 from tilebridge.ops.reduction import _mergeable
 from tilebridge.ops.registry import FLOATS, Decline, claim, register
@@ -37,6 +38,7 @@ def _offsets(r, HW, sn, shw):
     return (r // HW) * sn + (r % HW) * shw
 
 
+@launchable
 @triton.jit(do_not_specialize=_BN_INTS)
 def batch_norm_kernel(x_ptr, w_ptr, b_ptr, rmean_ptr, rvar_ptr, y_ptr, mean_ptr, invstd_ptr, R, HW, sn, sc, shw, momentum,
                       eps, training, has_weight, has_bias, has_running, mean_stride, var_stride, BLOCK: tl.constexpr):
@@ -85,6 +87,7 @@ def batch_norm_kernel(x_ptr, w_ptr, b_ptr, rmean_ptr, rvar_ptr, y_ptr, mean_ptr,
         tl.store(y_base + out_at, (x * scale + shift).to(y_ptr.dtype.element_ty), mask=r < R)
 
 
+@launchable
 @triton.jit(do_not_specialize=["R", "HW", "sn", "sc", "gn", "gc", "eps", "training", "has_weight", "want_dx"])
 def batch_norm_backward_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, invstd_ptr, rvar_ptr, dx_ptr, dw_ptr, db_ptr, R, HW, sn, sc,
                                shw, gn, gc, ghw, eps, training, has_weight, want_dx, BLOCK: tl.constexpr):
@@ -124,6 +127,7 @@ def batch_norm_backward_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, invstd_ptr, rvar_
             tl.store(dx_ptr + out_at, dx.to(dx_ptr.dtype.element_ty), mask=r < R)
 
 
+@launchable
 @triton.jit(do_not_specialize=["D", "HW", "G", "channels", "eps", "has_weight", "has_bias"])
 def group_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, D, HW, G, channels, eps, has_weight, has_bias,
                       BLOCK: tl.constexpr):
@@ -156,6 +160,7 @@ def group_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, D, HW, G, 
         tl.store(y_ptr + row * D + i, y.to(y_ptr.dtype.element_ty), mask=inside)
 
 
+@launchable
 @triton.jit(do_not_specialize=["HW"])
 def channel_sums_kernel(dy_ptr, x_ptr, ds_ptr, db_ptr, HW, BLOCK: tl.constexpr):
     """Row (n, c) of HW contiguous elements: ds = sum(dy x), db = sum(dy), in fp32."""
@@ -171,6 +176,7 @@ def channel_sums_kernel(dy_ptr, x_ptr, ds_ptr, db_ptr, HW, BLOCK: tl.constexpr):
     tl.store(db_ptr + row, tl.sum(dy_sum, 0))
 
 
+@launchable
 @triton.jit(do_not_specialize=["D", "HW", "G", "channels", "has_weight"])
 def group_norm_backward_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, ds_ptr, db_ptr, dx_ptr, D, HW, G, channels,
                                has_weight, BLOCK: tl.constexpr, BLOCK_C: tl.constexpr):
@@ -204,6 +210,7 @@ def group_norm_backward_kernel(dy_ptr, x_ptr, w_ptr, mean_ptr, rstd_ptr, ds_ptr,
         tl.store(dx_ptr + row * D + i, dx.to(dx_ptr.dtype.element_ty), mask=inside)
 
 
+@launchable
 @triton.jit(do_not_specialize=["N", "C", "G", "channels"])
 def group_norm_parameter_kernel(ds_ptr, db_ptr, mean_ptr, rstd_ptr, dw_ptr, dbias_ptr, N, C, G, channels,
                                 BLOCK_C: tl.constexpr):

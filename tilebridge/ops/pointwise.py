@@ -21,6 +21,7 @@ import triton.language as tl
 from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND as Promotion
 from torch._prims_common import elementwise_dtypes
 
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.registry import Decline, register, served_device
 from tilebridge.ops.strided import BLOCK, TRITON_DTYPES, Layout, compute_dtype, has_internal_overlap, operand, strided_offset
 
@@ -30,8 +31,8 @@ _POINTERS = ["out_ptr", "a_ptr", "b_ptr", "c_ptr"]
 
 def _jit(fn):
     """Specialize on dtypes and constexprs only: sizes, strides and scalars never multiply compiles."""
-    return triton.jit(fn, do_not_specialize=[n for n in _INTS if n in fn.__code__.co_varnames],
-                      do_not_specialize_on_alignment=[n for n in _POINTERS if n in fn.__code__.co_varnames])
+    return launchable(triton.jit(fn, do_not_specialize=[n for n in _INTS if n in fn.__code__.co_varnames],
+                                 do_not_specialize_on_alignment=[n for n in _POINTERS if n in fn.__code__.co_varnames]))
 
 
 @triton.jit
@@ -95,12 +96,13 @@ def ternary_kernel(out_ptr, a_ptr, b_ptr, c_ptr, n, s1, s2, s3, t00, t01, t02, t
 KERNELS = {1: (unary_kernel, 3), 2: (binary_kernel, 3), 3: (ternary_kernel, 2)}
 
 
-def launch(fn: Any, out: torch.Tensor, inputs: list[torch.Tensor], params: Iterable[Any], compute: torch.dtype) -> None:
+def launch(fn: Any, out: torch.Tensor, inputs: list[torch.Tensor], params: Iterable[Any], compute: torch.dtype,
+           layout: Layout | None = None) -> None:
     """Run `fn` over `inputs` (broadcastable to `out`) into `out`, in the compute dtype `compute`."""
     if out.numel() == 0:
         return
     kernel, n_params = KERNELS[len(inputs)]
-    layout = Layout(out, inputs)
+    layout = layout or Layout(out, inputs)
     as_int = not compute.is_floating_point
     if as_int and any(isinstance(p, float) and not p.is_integer() for p in params):
         raise Decline("fractional Scalar for an integer computation (ATen raises or converts)")
@@ -182,6 +184,10 @@ class Pointwise:
 
     def __call__(self, bound: dict, out: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
         values = [bound[name] for name in self.tensors]
+        if self.check is None and self.promote_over is None:
+            quick = self.contiguous_call(bound, values, out, inplace)
+            if quick is not None:
+                return quick
         if not any(isinstance(v, torch.Tensor) for v in values):
             raise Decline("no tensor argument")
         if self.check:
@@ -207,6 +213,47 @@ class Pointwise:
         launch(fn, out, inputs, params, compute)
         return out
 
+
+    def contiguous_call(self, bound: dict, values: list, out: torch.Tensor | None, inplace: bool) -> torch.Tensor | None:
+        """The common call, served without the general path's promotion, broadcasting and layout work
+        (half of a small call's time): contiguous tensors of one shape and dtype on the served device,
+        beside Python numbers that do not change the dtype. None for any other call."""
+        first = values[0]
+        if type(first) is not torch.Tensor or not first.is_contiguous() or first.device.type != served_device():
+            return None
+        dtype, shape = first.dtype, first.shape
+        for v in values[1:]:
+            if type(v) is torch.Tensor:
+                if v.dtype != dtype or v.shape != shape or not v.is_contiguous() or v.device != first.device:
+                    return None
+            elif type(v) not in _KEEPS.get(dtype, ()):
+                return None
+        promoted = _PROMOTED.get((dtype, self.kind))
+        if promoted is None:
+            promoted = _PROMOTED[(dtype, self.kind)] = promote([first], self.kind)
+        common, compute, result = promoted
+        if common not in self.dtypes or dtype not in TRITON_DTYPES or first.layout != torch.strided:
+            return None
+        inputs = [v if type(v) is torch.Tensor else torch.tensor(v, dtype=compute) for v in values]
+        if inplace or out is not None:
+            out = first if inplace else out
+            if out.dtype != result or not out.is_contiguous() or out.shape != shape:
+                return None
+            _check_output(out, shape, inputs, result)
+        else:
+            out = torch.empty(shape, dtype=result)
+        params = self.prepare(bound, compute) if self.prepare else [bound[name] for name in self.params]
+        launch(self.select(bound) if self.select else self.fn, out, inputs, params, compute,
+               Layout.contiguous(out, inputs))
+        return out
+
+
+# Python number types that leave a tensor's dtype as it is in type promotion (a float beside an integer
+# tensor makes it float; a number beside a bool tensor makes it a number), and each dtype's promotion.
+_KEEPS = {**{d: (int, float, bool) for d in (torch.float32, torch.float16, torch.bfloat16)},
+          **{d: (int, bool) for d in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)},
+          torch.bool: (bool,)}
+_PROMOTED: dict[tuple, tuple] = {}  # (dtype, promotion kind) -> promote()'s (common, compute, result)
 
 _SIGNATURES: dict[int, tuple] = {}  # id(schema) -> (schema, [(name, has default, default)])
 

@@ -19,7 +19,8 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from tilebridge.grid import cdiv
+from tilebridge.grid import cdiv, next_power_of_2
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS, TRITON_DTYPES
@@ -56,6 +57,7 @@ def _accumulate(acc, x, inside, first, p, OP: tl.constexpr):
     return acc
 
 
+@launchable
 @triton.jit(do_not_specialize=_INTS)
 def reduce_kernel(x_ptr, out_ptr, M, N, K, sm, sn, sk, correction, p, OP: tl.constexpr, ACC: tl.constexpr,
                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, ONE_BLOCK: tl.constexpr = False):
@@ -152,6 +154,7 @@ def nan_min(a, b):
     return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
+@launchable
 @triton.jit(do_not_specialize=["M", "N", "K", "sm"])
 def arg_reduce_kernel(x_ptr, values_ptr, index_ptr, M, N, K, sm, sn, sk, IS_MAX: tl.constexpr, ACC: tl.constexpr,
                       WRITE_VALUES: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -255,7 +258,7 @@ def column_blocks(M: int, K: int) -> tuple[int, int]:
     0.38, 2x512 0.31 (ATen 0.43); 65536x64: 16x64 0.58 (ATen 0.68)."""
     if K == 1:
         return _blocks(K)
-    block_k = min(512, triton.next_power_of_2(K))
+    block_k = min(512, next_power_of_2(K))
     while block_k > 32 and M * cdiv(K, block_k) < torch.get_num_threads():
         block_k //= 2
     return max(1, 1024 // block_k), block_k
@@ -265,7 +268,7 @@ def row_block(N: int, K: int, block_n: int) -> tuple[int, bool]:
     """(BLOCK_N, ONE_BLOCK) for a kernel walking N: the whole axis as one block where it is contiguous
     and short (K == 1, N <= ONE_BLOCK_MAX), else `block_n` and a loop."""
     if K == 1 and N <= ONE_BLOCK_MAX:
-        return triton.next_power_of_2(N), True
+        return next_power_of_2(N), True
     return block_n, False
 
 

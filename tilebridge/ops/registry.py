@@ -25,7 +25,7 @@ ALL = FLOATS | INTEGERS | BOOL
 
 # Modules of this package that hold helpers, not operators; every other module is a category and is
 # imported by `entries()` (a new category is a new file, nothing else to edit).
-HELPER_MODULES = frozenset({"registry", "pointwise", "strided", "policy"})
+HELPER_MODULES = frozenset({"registry", "pointwise", "strided", "policy", "launching"})
 
 
 class Decline(Exception):

@@ -17,6 +17,7 @@ import triton.language as tl
 
 from tilebridge.grid import cdiv
 from tilebridge.ops.indexing import bits, plain, result, scalar_tensor, wrap
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.registry import ALL, Decline, register
 from tilebridge.ops.strided import MAX_ELEMENTS, collapse, has_internal_overlap
 
@@ -24,6 +25,7 @@ CATEGORY = "shape"
 _RUNTIME = ["fill", "diagonal", "triangle", "last", "in_size", "in_stride", "out_stride", "flip", "shift"]
 
 
+@launchable
 @triton.jit(do_not_specialize=_RUNTIME, do_not_specialize_on_alignment=["out_ptr", "in_ptr"])
 def remap_kernel(out_ptr, in_ptr, table_ptr, fill, diagonal, triangle, last, in_size, in_stride, out_stride, flip,
                  shift, RANK: tl.constexpr, UNIT: tl.constexpr, BLOCK: tl.constexpr):

@@ -15,6 +15,7 @@ import triton.language as tl
 from triton.language.extra import libdevice
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.reduction import _blocks, as_mnk, nan_max, row_block
 from tilebridge.ops.registry import FLOATS, Decline, register
@@ -23,6 +24,7 @@ from tilebridge.ops.strided import MAX_ELEMENTS
 CATEGORY = "softmax"
 
 
+@launchable
 @triton.jit(do_not_specialize=["M", "N", "K", "sm"])  # sn, sk specialized: stride 1 gives contiguous loads
 def softmax_kernel(x_ptr, out_ptr, M, N, K, sm, sn, sk, LOG: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                    ONE_BLOCK: tl.constexpr = False):
@@ -73,6 +75,7 @@ def softmax_kernel(x_ptr, out_ptr, M, N, K, sm, sn, sk, LOG: tl.constexpr, BLOCK
         tl.store(out_base + ns.to(tl.int64)[:, None] * K, y.to(out_ptr.dtype.element_ty), mask=inside)
 
 
+@launchable
 @triton.jit(do_not_specialize=["M", "N", "K"])
 def softmax_backward_kernel(grad_ptr, y_ptr, out_ptr, M, N, K, LOG: tl.constexpr, BLOCK_N: tl.constexpr,
                             BLOCK_K: tl.constexpr, ONE_BLOCK: tl.constexpr = False):

@@ -72,6 +72,21 @@ class Layout:
         self.sizes = [1] * pad + sizes
         self.strides = [[0] * pad + s for s in strides]
 
+    @classmethod
+    def contiguous(cls, out: torch.Tensor, inputs: list[torch.Tensor]) -> Layout:
+        """The layout of a contiguous `out` and inputs that are each contiguous of out's shape ("c") or
+        one element ("s"), as `Layout(out, inputs)` finds it, without broadcasting or collapsing."""
+        self = cls.__new__(cls)
+        self.tensors = [out, *inputs]
+        self.numel = out.numel()
+        if self.numel > MAX_ELEMENTS:
+            raise Decline("more elements than int32 indexing covers")
+        self.rank = 1
+        self.kinds = "c" + "".join("c" if t.dim() and t.numel() == self.numel else "s" for t in inputs)
+        self.sizes = [1, 1, 1, self.numel]
+        self.strides = [[0, 0, 0, 1 if kind == "c" else 0] for kind in self.kinds]
+        return self
+
     def grid(self, block: int = BLOCK) -> tuple[int]:
         return (cdiv(self.numel, block),)
 
