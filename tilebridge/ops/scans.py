@@ -18,6 +18,7 @@ import triton
 import triton.language as tl
 
 from tilebridge.grid import cdiv
+from tilebridge.ops.launching import launchable
 from tilebridge.ops.pointwise import bind, out_argument
 from tilebridge.ops.reduction import _blocks, _mergeable, as_mnk, row_block
 from tilebridge.ops.registry import BOOL, FLOATS, INTEGERS, Decline, claim, register
@@ -35,6 +36,7 @@ def _multiply(a, b):
 
 
 # Strides along n and k stay specialized: a unit one (a row scanned where it lies) makes loads and stores contiguous.
+@launchable
 @triton.jit(do_not_specialize=["N", "K", "sm", "om", "is_prod"])
 def scan_kernel(x_ptr, out_ptr, N, K, sm, sn, sk, om, on, ok, is_prod, ACC: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_K: tl.constexpr):
@@ -59,6 +61,7 @@ def scan_kernel(x_ptr, out_ptr, N, K, sm, sn, sk, om, on, ok, is_prod, ACC: tl.c
         tl.store(out_ptr + m * om + ns[:, None] * on + ks[None, :] * ok, running.to(out_ptr.dtype.element_ty), mask=inside)
 
 
+@launchable
 @triton.jit(do_not_specialize=["N", "K", "sm", "sn", "sk", "limit", "vm", "vn", "vk", "im", "jn", "ik", "descending"])
 def rank_sort_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, limit, vm, vn, vk, im, jn, ik, descending,
                      KEY: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr):
@@ -104,20 +107,21 @@ def _pick_smaller(a, b):
     return tl.where((a < b) | (b != b), a, b)
 
 
-@triton.jit(do_not_specialize=["N", "K", "sm", "sn", "sk", "limit", "steps", "vm", "vn", "vk", "im", "jn", "ik",
-                               "largest"])
+@launchable
+@triton.jit(do_not_specialize=["N", "K", "sm", "limit", "steps", "vm", "vn", "vk", "im", "jn", "ik"])
 def select_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, limit, steps, vm, vn, vk, im, jn, ik,
-                  largest, KEY: tl.constexpr, BLOCK: tl.constexpr):
+                  LARGEST: tl.constexpr, KEY: tl.constexpr, BLOCK: tl.constexpr):
     """topk for a small k in O(k N): each step is one pass that picks the best element ordered after the previous
     pick (value, then index). It takes one pick more than k where it can: equal neighbours among the picks are
-    exactly the ties that would show ATen's own order, reported in ties[line]."""
+    exactly the ties that would show ATen's own order, reported in ties[line]. The line's stride stays
+    specialized (a unit stride reads each pass contiguously) and so does LARGEST (no branch per block)."""
     m = tl.program_id(0).to(tl.int64)
     k = tl.program_id(1).to(tl.int64)
     base = x_ptr + m * sm + k * sk
     if KEY == tl.float32:
-        worst = tl.where(largest != 0, -float("inf"), float("nan"))
+        worst = -float("inf") if LARGEST else float("nan")
     else:
-        worst = tl.where(largest != 0, -9223372036854775807 - 1, 9223372036854775807).to(tl.int64)
+        worst = tl.full([], -9223372036854775807 - 1 if LARGEST else 9223372036854775807, tl.int64)
     previous = tl.load(base).to(KEY)  # step 0 takes every element as a candidate
     previous_index = -1
     tied = 0
@@ -127,17 +131,17 @@ def select_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, li
         for start in range(0, N, BLOCK):
             i = start + tl.arange(0, BLOCK)
             x = tl.load(base + i.to(tl.int64) * sn, mask=i < N, other=0).to(KEY)
-            candidate = (_ordered_after(x, i, previous, previous_index, largest) | (step == 0)) & (i < N)
+            candidate = (_ordered_after(x, i, previous, previous_index, LARGEST) | (step == 0)) & (i < N)
             x_nan = x != x
             best_nan = best != best
-            if largest != 0:
+            if LARGEST:
                 better = (x > best) | (x_nan & ~best_nan)
             else:
                 better = (x < best) | (best_nan & ~x_nan)
             take = candidate & (better | (best_index == N))  # in a lane, later equal values never replace earlier
             best = tl.where(take, x, best)
             best_index = tl.where(take, i, best_index)
-        if largest != 0:
+        if LARGEST:
             winner = tl.reduce(best, 0, _pick_larger)
         else:
             winner = tl.reduce(best, 0, _pick_smaller)
@@ -154,12 +158,12 @@ def select_kernel(x_ptr, values_ptr, indices_ptr, ties_ptr, N, K, sm, sn, sk, li
 
 
 @triton.jit
-def _ordered_after(x, i, previous, previous_index, largest):
+def _ordered_after(x, i, previous, previous_index, LARGEST: tl.constexpr):
     """Whether (x, i) comes after (previous, previous_index) in topk's order: value first (NaN the largest), then index."""
     x_nan = x != x
     p_nan = previous != previous
     same = (x == previous) | (x_nan & p_nan)
-    if largest != 0:
+    if LARGEST:
         beyond = (x < previous) | (p_nan & ~x_nan)
     else:
         beyond = (x > previous) | (x_nan & ~p_nan)
@@ -278,7 +282,7 @@ def _select(x: torch.Tensor, dim: int, limit: int, largest: bool, values: torch.
     ties = torch.empty(M * K, dtype=torch.int32)
     key = tl.float32 if x.dtype.is_floating_point else tl.int64
     select_kernel[(M, K)](view, value_target, index_target, ties, N, K, sm, sn, sk, limit, min(limit + 1, N), vm, vn, vk,
-                          im, jn, ik, int(largest), KEY=key, BLOCK=256)
+                          im, jn, ik, LARGEST=largest, KEY=key, BLOCK=256)
     for target, out in ((value_target, values), (index_target, indices)):
         if target is not out:
             out.copy_(target)
