@@ -154,10 +154,11 @@ def test_operand_layouts(library, generator):
     assert library["served"]["mul.Tensor"] >= 2 and library["served"]["neg"] == 1
 
 
-@pytest.mark.parametrize("m, n, k, batch", [(600, 700, 300, 1), (513, 260, 1000, 1), (130, 90, 70, 5), (40, 33, 9, 3)])
+@pytest.mark.parametrize("m, n, k, batch", [(600, 700, 300, 1), (513, 260, 1000, 1), (130, 90, 70, 5), (40, 33, 9, 3),
+                                            (76, 200, 384, 1), (7, 300, 100, 1), (200, 130, 76, 1)])
 def test_matmul_tile_sizes(library, generator, m, n, k, batch):
-    """Products large enough for 256 x 256 tiles and smaller ones, K steps clipped to K, masked edges,
-    a transposed weight (F.linear) and a batch."""
+    """Products large enough for 256 x 256 tiles and smaller ones (16-, 32- and 128-row tiles), K steps
+    clipped to K, masked edges, a transposed weight (F.linear) and a batch."""
     from tilebridge.ops.matmul import blocks_for
 
     a, w = random((batch, m, k), torch.float32, generator), random((n, k), torch.float32, generator)
@@ -167,6 +168,19 @@ def test_matmul_tile_sizes(library, generator, m, n, k, batch):
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4 * k ** 0.5)
     assert blocks_for(m, n, k, batch)[2] <= max(16, triton.next_power_of_2(k))
     assert library["served"]["bmm" if batch > 1 else "addmm"] == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows, m, n", [(76, 384, 200), (300, 70, 513)])
+def test_matmul_of_transposed_operands(library, generator, dtype, rows, m, n):
+    """A weight's gradient, g^T @ x: A lies transposed in memory (taken as it lies, transposed in cache
+    for fp32); and both operands transposed."""
+    g, x = random((rows, m), dtype, generator), random((rows, n), dtype, generator)
+    tolerance = dict(rtol=1e-4, atol=1e-4 * rows ** 0.5) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(torch.mm(g.t(), x).double(), g.double().t() @ x.double(), **tolerance)
+    y = random((n, rows), dtype, generator)
+    torch.testing.assert_close(torch.mm(g.t(), y.t()).double(), g.double().t() @ y.double().t(), **tolerance)
+    assert library["served"]["mm"] == 2
 
 
 def test_reductions_softmax_layer_norm_matmul(library, generator):

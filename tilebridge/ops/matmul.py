@@ -20,32 +20,44 @@ from tilebridge.ops.registry import FLOATS, Decline, register
 
 CATEGORY = "matmul"
 LARGE = (256, 256, 128)  # 256 x 256 tiles, long K steps: fewer trips of A and B per multiply-add
-# (most rows, tile) for products too small for LARGE: a tile of few rows wastes little on masked rows
-# (a 76-row input of a sentence batch computes 80 rows, not 128 or 256), and wide, deep tiles
-# amortize each step's copies of B over as many multiply-adds as those rows allow.
-BLOCKS = ((16, (16, 128, 128)), (128, (16, 64, 64)))
-MIDDLE = (64, 128, 64)
+ROW_TILES = (16, 32, 64, 128)  # rows of a tile below LARGE
+# Each K step copies a tile of B, costing about as much as this many rows of multiply-adds: a tile of few
+# rows computes few masked rows (76 rows: 80 in 16-row tiles, 128 in one 128-row tile) but pays that copy
+# over fewer rows. `blocks_for` takes the row count with the least of the two together.
+B_COPY_ROWS = 8
 
 
 def blocks_for(m: int, n: int, k: int, batch: int) -> tuple[int, int, int]:
     """Tile sizes for a batch of M x N products, as measured on this project's machine (one and two
-    threads, plain and transposed weights): LARGE once M and N both reach 256 and the tiles share
-    out evenly over the threads (512 x 1024 -> 256: 1.00-1.01x ATen, 0.94-0.96x with 128 x 256 x 64;
-    256 x 768 -> 768 at two threads, nine tiles: 0.81x); otherwise by the number
-    of rows (76 rows: 0.7-0.77x ATen with 16 x 64 x 64 against 0.25-0.5x with LARGE; 8 rows: 16 x 128
-    x 128 1.24x at two threads; 300 rows: 64 x 128 x 64 0.83-0.9x). Tiles no wider than N, rounded up to
-    a power of two; K steps that pad K by at most 30% where they can (a weight gradient over 76 rows,
-    2 threads: 0.86 ms with 32-long steps, 1.04 with 128; ATen 0.58)."""
+    threads, plain and transposed weights). LARGE once M and N both reach 256 and the tiles share out
+    evenly over the threads (512 x 1024 -> 256: 1.00-1.01x ATen, 0.94-0.96x with 128 x 256 x 64;
+    256 x 768 -> 768 at two threads, nine tiles: 0.81x). Otherwise tiles of 16 to 128 rows and 64 or
+    128 columns, whichever `_tile_cost` finds least (a linear layer 768 -> 768 at 96 rows: 32-row
+    tiles 1.41 ms, 16-row 1.69; at 128 rows, 128-row tiles 1.62 ms, 16-row 2.20, ATen 1.51; 76 x 384
+    -> 384 at two threads: 30 tiles of 16 x 64 0.19 ms, 9 of 32 x 128 0.22), with K steps of 64 (128
+    for 16 rows). Tiles no wider than N, rounded up to a power of two; K steps that pad K by at most
+    30% where they can (a weight gradient over 76 rows, 2 threads: 0.86 ms with 32-long steps, 1.04
+    with 128; ATen 0.58)."""
     tiles, threads = cdiv(m, LARGE[0]) * cdiv(n, LARGE[1]) * batch, torch.get_num_threads()
     if min(m, n) >= 256 and cdiv(tiles, threads) * threads <= 1.1 * tiles:  # no thread idles > 10%
         block_m, block_n, block_k = LARGE
     else:
-        block_m, block_n, block_k = next((sizes for most, sizes in BLOCKS if m <= most), MIDDLE)
-        block_n = min(block_n, max(32, next_power_of_2(n)))  # the micro-kernel's 32 columns at least
+        widest = min(128, max(32, next_power_of_2(n)))
+        block_m, block_n = min(((rows, cols) for rows in ROW_TILES for cols in {widest, max(32, widest // 2)}),
+                               key=lambda tile: (_tile_cost(m, n, batch, threads, *tile), -tile[0], -tile[1]))
+        block_k = 128 if block_m == 16 else 64
     block_k = min(block_k, max(16, next_power_of_2(k)))
     while block_k > 16 and cdiv(k, block_k) * block_k > 1.3 * k:  # K = 76: 32-long steps (96), not 128
         block_k //= 2
     return block_m, block_n, block_k
+def _tile_cost(m: int, n: int, batch: int, threads: int, rows: int, cols: int) -> float:
+    """The work of M x N in rows x cols tiles, padding and each K step's copies counted (`B_COPY_ROWS`
+    rows' or columns' worth), over the share of the busiest thread."""
+    programs = cdiv(m, rows) * cdiv(n, cols) * batch
+    work = cdiv(m, rows) * (rows + B_COPY_ROWS) * cdiv(n, cols) * (cols + B_COPY_ROWS)
+    return work * cdiv(programs, threads) * threads / programs
+
+
 # The inner strides (sak, sbn, scn) stay specialized: a unit stride makes the tile loads contiguous.
 _INTS = ["M", "N", "K", "sab", "sbb", "scb", "scm", "alpha", "beta"]
 

@@ -147,17 +147,21 @@ def group_norm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, D, HW, G, 
     rstd = 1.0 / tl.sqrt_rn(tl.sum(squares, 0) / D + eps)
     tl.store(mean_ptr + row, mean.to(mean_ptr.dtype.element_ty))
     tl.store(rstd_ptr + row, rstd.to(rstd_ptr.dtype.element_ty))
+    # channel by channel, as ATen: y = x * scale + shift with the channel's scale = rstd * w and
+    # shift = b - mean * scale, so each pass streams one channel's HW elements (no division per element)
     first_channel = (row % G) * channels
-    for start in range(0, D, BLOCK):
-        i = start + tl.arange(0, BLOCK)
-        inside = i < D
-        channel = first_channel + i // HW
-        y = (tl.load(base + i, mask=inside, other=0.0).to(tl.float32) - mean) * rstd
+    for c in range(0, channels):
+        scale = rstd
         if has_weight:
-            y = y * tl.load(w_ptr + channel, mask=inside, other=0.0).to(tl.float32)
+            scale = rstd * tl.load(w_ptr + first_channel + c).to(tl.float32)
+        shift = -mean * scale
         if has_bias:
-            y = y + tl.load(b_ptr + channel, mask=inside, other=0.0).to(tl.float32)
-        tl.store(y_ptr + row * D + i, y.to(y_ptr.dtype.element_ty), mask=inside)
+            shift += tl.load(b_ptr + first_channel + c).to(tl.float32)
+        for start in range(0, HW, BLOCK):
+            j = start + tl.arange(0, BLOCK)
+            at = c * HW + j
+            y = tl.load(base + at, mask=j < HW, other=0.0).to(tl.float32) * scale + shift
+            tl.store(y_ptr + row * D + at, y.to(y_ptr.dtype.element_ty), mask=j < HW)
 
 
 @launchable
