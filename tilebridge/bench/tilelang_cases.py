@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from tilebridge.bench.cases import COMPUTE, FLOAT, Case, Workload, _outputs, _random, attention_cases
+from tilebridge.bench.kernels import matmul_blocks
 
 # case family → the Triton case family it is paired with
 TWINS = {"tilelang_matmul": "matmul", "tilelang_attention": "attention"}
@@ -27,17 +28,12 @@ def available() -> bool:
     return importlib.util.find_spec("tilelang") is not None
 
 
-def gemm_tiles(m: int, n: int) -> tuple[int, int, int]:
-    """The Triton GEMM's tiles (`kernels.matmul_blocks`, fp32)."""
-    return (256, 256, 128) if min(m, n) >= 1024 else (128, 128, 32)
-
-
 @functools.cache
 def gemm_kernel(m: int, n: int, k: int) -> Any:
     import tilelang.language as T
 
     import tilebridge.frontends.tilelang as tilebridge_tilelang
-    block_m, block_n, block_k = gemm_tiles(m, n)
+    block_m, block_n, block_k = matmul_blocks(m, n)  # the Triton GEMM's tiles
 
     @T.prim_func
     def gemm(A: T.Tensor((m, k), "float32"), B: T.Tensor((k, n), "float32"), C: T.Tensor((m, n), "float32")):
