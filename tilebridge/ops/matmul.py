@@ -50,6 +50,8 @@ def blocks_for(m: int, n: int, k: int, batch: int) -> tuple[int, int, int]:
     while block_k > 16 and cdiv(k, block_k) * block_k > 1.3 * k:  # K = 76: 32-long steps (96), not 128
         block_k //= 2
     return block_m, block_n, block_k
+
+
 def _tile_cost(m: int, n: int, batch: int, threads: int, rows: int, cols: int) -> float:
     """The work of M x N in rows x cols tiles, padding and each K step's copies counted (`B_COPY_ROWS`
     rows' or columns' worth), over the share of the busiest thread."""

@@ -202,8 +202,7 @@ class Pointwise:
             raise Decline("not a strided tensor on the device the library serves")
         inputs = [operand(v, compute) for v in values]
         shape = torch.broadcast_shapes(*(t.shape for t in inputs))
-        params = self.prepare(bound, compute) if self.prepare else [bound[name] for name in self.params]
-        fn = self.select(bound) if self.select else self.fn
+        fn, params = self.math(bound, compute)
         if inplace:
             out = inputs[0]
         if out is not None:
@@ -212,7 +211,6 @@ class Pointwise:
             out = _empty_result(shape, result, inputs)
         launch(fn, out, inputs, params, compute)
         return out
-
 
     def contiguous_call(self, bound: dict, values: list, out: torch.Tensor | None, inplace: bool) -> torch.Tensor | None:
         """The common call, served without the general path's promotion, broadcasting and layout work
@@ -242,10 +240,14 @@ class Pointwise:
             _check_output(out, shape, inputs, result)
         else:
             out = torch.empty(shape, dtype=result)
-        params = self.prepare(bound, compute) if self.prepare else [bound[name] for name in self.params]
-        launch(self.select(bound) if self.select else self.fn, out, inputs, params, compute,
-               Layout.contiguous(out, inputs))
+        fn, params = self.math(bound, compute)
+        launch(fn, out, inputs, params, compute, Layout.contiguous(out, inputs))
         return out
+
+    def math(self, bound: dict, compute: torch.dtype) -> tuple[Any, list]:
+        """The math function this call runs (`select` may pick it) and its Scalar parameters."""
+        fn = self.select(bound) if self.select else self.fn
+        return fn, self.prepare(bound, compute) if self.prepare else [bound[name] for name in self.params]
 
 
 # Python number types that leave a tensor's dtype as it is in type promotion (a float beside an integer

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tilebridge.codegen.routines import DOT_PRODUCTS, TRANSPOSES
 from tilebridge.frontends.tilelang.exprs import UnsupportedConstruct, constant
 from tilebridge.ir import nodes as n
 from tilebridge.ir.types import is_float
@@ -277,23 +278,23 @@ class TileOpLowering:
         trans_a, trans_b = static(call.args[3], "transpose_A"), static(call.args[4], "transpose_B")
         M, N, K = (static(x, "a gemm size") for x in call.args[5:8])
         acc = self.dtype_of(c)
-        if acc not in DOT_KERNELS:
+        if acc not in DOT_PRODUCTS:
             raise UnsupportedConstruct(f"T.gemm accumulating in {acc} is not supported by tilebridge's CPU backend")
         A = self.gemm_operand(a, (M, K), trans_a, acc, "gemm_a")
         # B given transposed (attention's keys, `transpose_B=True`) is taken as it lies, N x K (where a
         # program buffer holds it so, else copied unit-stride), and transposed in cache
-        if trans_b and acc in TRANSPOSABLE:
+        if trans_b and acc in TRANSPOSES:
             lying = self.gemm_operand(b, (N, K), False, acc, "gemm_bt")
             B = n.Buffer(self.fresh("gemm_b"), acc, K * N)
             self.buffers.append(B)
-            self.emit(n.Intrinsic(TRANSPOSABLE[acc], (n.Const(N, I32), n.Const(K, I32), lying, B)))
+            self.emit(n.Intrinsic(TRANSPOSES[acc], (n.Const(N, I32), n.Const(K, I32), lying, B)))
         else:
             B = self.gemm_operand(b, (K, N), trans_b, acc, "gemm_b")
         C = self.row_major(c, (M, N), acc)
         into = C if C is not None else n.Buffer(self.fresh("gemm_c"), acc, M * N)
         if C is None:
             self.buffers.append(into)
-        clear, kernel = call.args[9], DOT_KERNELS[acc]
+        clear, kernel = call.args[9], DOT_PRODUCTS[acc]
         zero_loop = self.nested(lambda: self.loop_nest((M * N,), lambda idx: self.emit(
             n.BufWrite(into, idx[0], constant(0, acc)))))
         if type(clear).__name__ == "IntImm" and clear.value:
@@ -405,8 +406,6 @@ class TileOpLowering:
 
 
 LANES = 16  # partial results per row in a last-dimension reduction: one 64-byte vector of fp32
-DOT_KERNELS = {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32", "i64": "tb_dot_i64"}
-TRANSPOSABLE = {"f32": "tb_transpose32"}  # the header's transpose in cache, by element type
 
 
 def lowest(dtype: str):

@@ -1,6 +1,7 @@
 """Lowering of the computing tile ops: reductions (lane-parallel), scans, dot, histogram."""
 from __future__ import annotations
 
+from tilebridge.codegen.routines import DOT_PRODUCTS, TRANSPOSES
 from tilebridge.frontends.triton.tiles import (
     EXPENSIVE_COST,
     I32,
@@ -317,10 +318,10 @@ class ComputeLowering:
                 and not (in_place and src.buffer is acc.buffer)):
             return src.buffer
         buf = self.new_buffer(dtype, src.type.numel, stem)
-        lying = self.lying_transposed(src, dtype, acc, in_place) if dtype in TRANSPOSABLE and not batch else None
+        lying = self.lying_transposed(src, dtype, acc, in_place) if dtype in TRANSPOSES and not batch else None
         if lying is not None:
             rows, cols = src.shape
-            self.emit(n.Intrinsic(TRANSPOSABLE[dtype], (c0(cols), c0(rows), lying, buf)))
+            self.emit(n.Intrinsic(TRANSPOSES[dtype], (c0(cols), c0(rows), lying, buf)))
         else:
             self.fill_operand(src, buf, dtype)
         return buf
@@ -400,14 +401,9 @@ class ComputeLowering:
         return tv
 
 
-# Operand types a transpose in cache serves (the header's routine by element type).
-TRANSPOSABLE = {"f32": "tb_transpose32"}
-
-
 def kernel_for(acc_t: str, paired: bool) -> str:
     """The C tile-product function for an accumulator type (bf16 pairs have their own)."""
-    return "tb_dot_bf16" if paired else {"f32": "tb_dot_f32", "f64": "tb_dot_f64", "i32": "tb_dot_i32",
-                                         "i64": "tb_dot_i64"}[acc_t]
+    return "tb_dot_bf16" if paired else DOT_PRODUCTS[acc_t]
 
 
 def is_zero(value: TVal) -> bool:
